@@ -1,0 +1,58 @@
+"""spec -> model (+ scheme) and inputs, deterministically from the seed."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .models import conv_stack, mlp, sngan
+from .schemes import apply_scheme
+from .spec import RunSpec
+
+DTYPE = {"float64": torch.float64, "float32": torch.float32}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda if available else cpu."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def make_inputs(spec: RunSpec, seed: int) -> torch.Tensor:
+    """A batch of inputs ``(batch, *input_shape)`` in float64 (cast by the caller).
+
+    gaussian: i.i.d. N(0, 1) entries. ring: the 8-Gaussian ring of radius 2, std 0.02.
+    grid: the 5x5 grid of Gaussians at {-4,-2,0,2,4}^2, std 0.05.
+    """
+    gen = torch.Generator().manual_seed(10_000 + int(seed))
+    B = spec.batch
+    if spec.inputs == "gaussian":
+        return torch.randn((B, *spec.input_shape), generator=gen, dtype=torch.float64)
+    if spec.inputs == "ring":
+        k = torch.randint(0, 8, (B,), generator=gen)
+        ang = 2 * math.pi * k.double() / 8
+        centres, std = 2.0 * torch.stack([ang.cos(), ang.sin()], 1), 0.02
+    else:
+        k = torch.randint(0, 25, (B,), generator=gen)
+        centres, std = torch.stack([(k // 5).double() * 2 - 4, (k % 5).double() * 2 - 4], 1), 0.05
+    return centres + std * torch.randn((B, 2), generator=gen, dtype=torch.float64)
+
+
+def make_model(spec: RunSpec, seed: int, init: str | None = None) -> nn.Module:
+    """The discriminator of ``spec`` with its scheme (or ``init`` instead) applied, float64."""
+    act, bias, out = spec.resolved_activation, spec.bias, spec.output
+    if spec.arch == "mlp":
+        model = mlp(spec.n_layers, spec.width, spec.resolved_input_dim, act, spec.slope, out, bias)
+    elif spec.arch == "conv":
+        model = conv_stack(spec.n_layers, spec.channels, spec.image_size, 3, spec.stride_every,
+                           act, spec.slope, out, bias)
+    else:
+        model = sngan(act, spec.slope, out, bias)
+    model = model.to(torch.float64)
+    example = torch.zeros((1, *spec.input_shape), dtype=torch.float64)
+    apply_scheme(model, init or spec.init, example, seed=seed, scale=spec.scale,
+                 activation=act, slope=spec.slope, mode=spec.sn_mode,
+                 n_power_iterations=spec.power_iterations)
+    return model.eval()

@@ -1,0 +1,168 @@
+"""``gradcheck`` command line: ``main(argv) -> int`` (0 all asserted claims hold, 1 a claim is
+violated, 2 usage or input error: one line on stderr, no traceback, no partial output)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .spec import RunSpec, SpecError, parse_seeds, validate
+
+
+class UsageError(Exception):
+    """Raised instead of argparse's exit so main() can return 2 with one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # noqa: D102 - one line, no usage dump
+        raise UsageError(message)
+
+
+#: flag -> (RunSpec field, type, help). Defaults come from RunSpec (or --spec).
+RUN_FLAGS = {
+    "--arch": ("arch", str, "mlp | conv | sngan (the paper's CIFAR-10 CNN; fixed depth 8)"),
+    "--depth": ("depth", int, "number of Linear/Conv2d layers L (mlp default 10, conv 6)"),
+    "--width": ("width", int, "mlp hidden width (default 128)"),
+    "--input-dim": ("input_dim", int, "mlp input size (default: width; 2 for ring/grid)"),
+    "--channels": ("channels", int, "conv: channels per layer (default 16)"),
+    "--image-size": ("image_size", int, "conv: input height = width (default 16)"),
+    "--stride-every": ("stride_every", int, "conv: stride 2 on every k-th conv (default 3)"),
+    "--init": ("init", str, "lecun | xavier | kaiming | orthogonal | sn | sn-conv | bsn | ssn"
+                            " | bssn (default lecun)"),
+    "--scale": ("scale", float, "c for ssn / bssn (default 1)"),
+    "--activation": ("activation", str, "relu | lrelu | tanh | linear (mlp default relu, "
+                                        "conv/sngan lrelu)"),
+    "--slope": ("slope", float, "leaky-ReLU slope (default 0.1)"),
+    "--output": ("output", str, "identity | sigmoid (default identity)"),
+    "--sn-mode": ("sn_mode", str, "exact (SVD/Lanczos) | power (authors' estimator)"),
+    "--power-iterations": ("power_iterations", int, "power steps per training forward"),
+    "--batch": ("batch", int, "inputs per seed (default 64)"),
+    "--inputs": ("inputs", str, "gaussian | ring | grid (default gaussian)"),
+    "--seeds": ("seeds", parse_seeds, "N, A-B or a comma list (default 0)"),
+    "--dtype": ("dtype", str, "float64 | float32 (default float64)"),
+    "--device": ("device", str, "cpu | cuda | auto (default cpu)"),
+    "--spectra-inputs": ("spectra_inputs", int, "inputs that get Jacobian spectra (default 16)"),
+    "--topk": ("topk", int, "k of top-k/bottom-k for large Jacobians (default 3)"),
+}
+
+
+def _typed(fn, flag):
+    def conv(text):
+        try:
+            return fn(text)
+        except SpecError as e:
+            raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {fn.__name__} value: {text!r}")
+    conv.__name__ = fn.__name__
+    return conv
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="gradcheck", description="Check, by measurement, why spectral "
+                "normalization stabilizes GAN discriminators (THEORY C1-C10).")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    r = sub.add_parser("run", help="probe a discriminator and check it against theory",
+                       description="Probe one discriminator per seed; write spec.json, "
+                       "layers.csv, checks.csv, spectra.npz, summary.json and plots.")
+    for flag, (_, typ, hlp) in RUN_FLAGS.items():
+        r.add_argument(flag, type=_typed(typ, flag), default=argparse.SUPPRESS, help=hlp)
+    r.add_argument("--bias", action="store_true", default=argparse.SUPPRESS,
+                   help="add biases (theory claims then report 'not applicable')")
+    r.add_argument("--spec", type=Path, help="rerun from a spec.json (flags given override)")
+    r.add_argument("--out", type=Path, help="run directory (default runs/<arch>-<init>-d<L>)")
+    r.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    r.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    r.add_argument("--quiet", action="store_true", help="no progress or tables")
+    return p
+
+
+def spec_from_args(ns: argparse.Namespace) -> RunSpec:
+    """Defaults <- --spec file <- flags given on the command line; then validate."""
+    base: dict = {}
+    if ns.spec is not None:
+        try:
+            base = json.loads(Path(ns.spec).read_text())
+        except (OSError, ValueError) as e:
+            raise SpecError(f"argument --spec: cannot read {ns.spec}: {e}")
+        if not isinstance(base, dict):
+            raise SpecError(f"argument --spec: {ns.spec} does not hold a JSON object")
+    for flag, (field_name, _, _) in RUN_FLAGS.items():
+        if hasattr(ns, field_name):
+            base[field_name] = getattr(ns, field_name)
+    if getattr(ns, "bias", False):
+        base["bias"] = True
+    try:
+        return RunSpec.from_dict(base)
+    except TypeError as e:
+        raise SpecError(f"argument --spec: {e}")
+
+
+def _out_dir(ns, spec: RunSpec) -> tuple[Path, bool]:
+    from .report.io import unique_dir
+
+    if ns.out is not None:
+        if ns.out.exists() and not ns.force:
+            raise SpecError(f"argument --out: {ns.out} exists; pass --force to overwrite it")
+        return ns.out, bool(ns.force)
+    seeds = f"-s{spec.seeds[0]}" if len(spec.seeds) == 1 else f"-s{spec.seeds[0]}-{spec.seeds[-1]}"
+    return unique_dir(Path("runs") / f"{spec.arch}-{spec.init}-d{spec.n_layers}{seeds}"), False
+
+
+def cmd_run(ns) -> int:
+    from .probe import ProbeError
+    from .report.run_dir import write_run
+    from .runner import run
+
+    spec = spec_from_args(ns)
+    out, overwrite = _out_dir(ns, spec)
+    log = (lambda m: None) if ns.quiet or ns.json else \
+        (lambda m, t0=time.perf_counter(): print(f"[{time.perf_counter() - t0:6.1f}s] {m}",
+                                                  file=sys.stderr, flush=True))
+    try:
+        result = run(spec, progress=log)
+    except ProbeError as e:
+        raise SpecError(str(e))
+    summary = write_run(result, out, overwrite=overwrite, plots=not ns.no_plots)
+    if ns.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    elif not ns.quiet:
+        from .report.tables import checks_table, layer_table
+
+        for seed in spec.seeds:
+            print(f"\n{spec.arch} depth {spec.n_layers}, init {spec.init}, seed {seed} "
+                  f"(rms over {spec.batch} inputs; ratio = measured/predicted)")
+            print(layer_table(result.layers, seed))
+        print("\nchecks (THEORY claim IDs):")
+        print(checks_table(summary["claims"]))
+        v = summary["vanishing_rate"]
+        for seed, e in v.items():
+            print(f"seed {seed}: ||dD/dh|| per-layer factor, top to bottom: measured "
+                  f"{e['measured']:.4f}, C7 predicted {e['predicted']:.4f}")
+        print(f"\nverdict: {summary['verdict']}  ->  {out}")
+    return 0 if summary["verdict"] == "all asserted claims hold" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gradcheck`` console script and ``python -m gradcheck``."""
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(argv)
+        if ns.command is None:
+            parser.print_help()
+            return 2
+        return {"run": cmd_run}[ns.command](ns)
+    except (UsageError, SpecError) as e:
+        msg = str(e)
+        print(f"gradcheck: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gradcheck: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The probe engine: one call measures everything THEORY needs about a model on some inputs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .gradients import GradientNorms, gradient_norms
+from .jacobian import JacobianOptions, Spectrum, jacobian_spectra
+from .layers import LayerInfo, record
+from .norms import LayerNorms, layer_norms
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """What to measure and how hard to try."""
+
+    spectra: bool = True                  # compute Jacobian singular values
+    spectra_inputs: int = 16              # how many of the inputs get spectra
+    jacobian: JacobianOptions = field(default_factory=JacobianOptions)
+    op_tol: float = 1e-10                 # relative tolerance of conv operator norms
+    max_elements: int = 1 << 24           # chunk bound for per-sample weight gradients
+    chunk: int = 256                      # inputs per gradient chunk
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Measurements of one model on one batch of inputs (THEORY C1-C9 inputs)."""
+
+    layers: tuple[LayerInfo, ...]
+    norms: tuple[LayerNorms, ...]
+    grads: GradientNorms
+    local: tuple[Spectrum, ...]          # empty when spectra were not requested
+    cumulative: tuple[Spectrum, ...]
+
+
+def _concat_grads(parts: list[GradientNorms]) -> GradientNorms:
+    import numpy as np
+
+    ax = {"x_norm": 0, "D": 0}
+    return GradientNorms(**{f: np.concatenate([getattr(p, f) for p in parts], axis=ax.get(f, 1))
+                            for f in GradientNorms.__dataclass_fields__})
+
+
+def probe(model: nn.Module, x: torch.Tensor, opts: ProbeOptions = ProbeOptions(),
+          progress=None) -> ProbeResult:
+    """Measure ``model`` on inputs ``x`` of shape ``(B, ...)``.
+
+    The model is put in eval mode for the duration (authors'-mode SN does not update) and
+    restored after. ``progress`` is an optional callable ``progress(str)``.
+    """
+    was_training = model.training
+    model.eval()
+    say = progress or (lambda msg: None)
+    try:
+        with parametrize.cached():
+            parts, first = [], None
+            for s in range(0, x.shape[0], opts.chunk):
+                tape = record(model, x[s:s + opts.chunk])
+                first = first or tape
+                parts.append(gradient_norms(tape, opts.max_elements))
+            say("gradients")
+            norms = tuple(layer_norms(info, mod, w, opts.op_tol, opts.seed)
+                          for info, mod, w in zip(first.layers, first.modules, first.weights))
+            say("spectral norms")
+            local = cumulative = ()
+            if opts.spectra and opts.spectra_inputs > 0:
+                local, cumulative = jacobian_spectra(model, x[:opts.spectra_inputs],
+                                                     opts.jacobian)
+                say("jacobian spectra")
+        return ProbeResult(tuple(first.layers), norms, _concat_grads(parts), tuple(local),
+                           tuple(cumulative))
+    finally:
+        model.train(was_training)

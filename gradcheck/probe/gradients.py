@@ -1,0 +1,75 @@
+"""Per-input gradient norms: ``||dD/dW_i||_F``, ``||dD/dh_i||``, ``||dD/dz_i||``, ``||h_i||``.
+
+Per sample, never the batch sum: one backward of ``D.sum()`` gives every ``delta_i = dD/dz_i``
+and ``dD/dh_i`` per input (inputs do not interact in a discriminator evaluated in eval mode),
+and the per-sample weight gradient is the vector-Jacobian product of the layer's own linear map
+with ``delta_i`` (``torch.func.vmap`` over the batch, in chunks that bound the memory). For a
+dense layer this is ``delta h^T``; the engine computes it by autograd of the layer map, so the
+THEORY C1a identity ``||dD/dW|| = ||delta|| ||h||`` is a real check, not a tautology.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .layers import Tape, layer_apply
+
+
+@dataclass(frozen=True)
+class GradientNorms:
+    """Per-input norms. Arrays of shape ``(L, B)`` unless noted; float64 numpy."""
+
+    x_norm: np.ndarray        # (B,) ||x||
+    D: np.ndarray             # (B,) discriminator outputs
+    weight_grad: np.ndarray   # ||dD/dW_i||_F w.r.t. the effective weight
+    act_grad: np.ndarray      # ||dD/dh_i|| (h_i = input of layer i)
+    delta: np.ndarray         # ||dD/dz_i|| (z_i = output of layer i)
+    h_norm: np.ndarray        # ||h_i||
+
+
+def _flat_norm(t: torch.Tensor) -> np.ndarray:
+    return t.detach().reshape(t.shape[0], -1).norm(dim=1).double().cpu().numpy()
+
+
+def per_sample_weight_grads(module, w: torch.Tensor, h: torch.Tensor,
+                            delta: torch.Tensor) -> torch.Tensor:
+    """``dD(x_b)/dW`` for each sample b: shape ``(B, *w.shape)``.
+
+    Args:
+        module: the Linear/Conv2d layer (its stride/padding are used, not its weight).
+        w: the effective weight, ``(c_out, c_in[, kh, kw])``.
+        h: layer inputs ``(B, *input_shape)``; delta: ``dD/dz`` of shape ``(B, *output_shape)``.
+    """
+    def one(hb, db):
+        _, pull = torch.func.vjp(lambda ww: layer_apply(module, hb[None], ww), w)
+        return pull(db[None])[0]
+
+    return torch.func.vmap(one)(h.detach(), delta.detach())
+
+
+def gradient_norms(tape: Tape, max_elements: int = 1 << 24) -> GradientNorms:
+    """All per-input gradient norms of a recorded forward pass (THEORY C1, C1a, C7).
+
+    ``max_elements`` bounds the size of one chunk of per-sample weight gradients.
+    """
+    L, B = len(tape.layers), tape.D.shape[0]
+    grads = torch.autograd.grad(tape.D.sum(), tape.z + tape.h, retain_graph=True,
+                                allow_unused=True)
+    deltas, acts = grads[:L], grads[L:]
+    wg = np.zeros((L, B))
+    for i, (mod, w) in enumerate(zip(tape.modules, tape.weights)):
+        d = deltas[i] if deltas[i] is not None else torch.zeros_like(tape.z[i])
+        chunk = max(1, max_elements // max(1, w.numel()))
+        for s in range(0, B, chunk):
+            g = per_sample_weight_grads(mod, w, tape.h[i][s:s + chunk], d[s:s + chunk])
+            wg[i, s:s + chunk] = _flat_norm(g)
+    zero = lambda g, ref: g if g is not None else torch.zeros_like(ref)  # noqa: E731
+    return GradientNorms(
+        x_norm=_flat_norm(tape.h[0]),
+        D=tape.D.detach().double().cpu().numpy(),
+        weight_grad=wg,
+        act_grad=np.stack([_flat_norm(zero(a, h)) for a, h in zip(acts, tape.h)]),
+        delta=np.stack([_flat_norm(zero(d, z)) for d, z in zip(deltas, tape.z)]),
+        h_norm=np.stack([_flat_norm(h) for h in tape.h]))

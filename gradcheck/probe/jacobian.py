@@ -1,0 +1,240 @@
+"""Jacobian singular values, per input: each layer's map and the map to the penultimate features.
+
+For layer ``i`` the *local* Jacobian is ``dh[i+1]/dh[i]`` (``h[L] := D``, so the last one is the
+row ``dD/dh[L-1]``) and the *cumulative* Jacobian is ``dh[L-1]/dh[i]`` for ``i = 0..L-2``.
+
+Two paths, chosen automatically:
+- ``chain`` (dense nets whose activations act elementwise, which is tested on the tape): the
+  per-layer matrices ``diag(a'(z_i)) W_i`` are formed once per input batch and multiplied from
+  the top, ``C_i = C_{i+1} M_i``; full spectra by batched ``svdvals``. No autograd loops.
+- ``operator`` (everything else): matrix-free ``J v`` / ``J^T u`` by autograd on a one-input
+  tape (``J v`` by the double-vjp trick). Full spectra by dense assembly where
+  ``min(m, n) <= dense_max`` and ``m n <= dense_elems``; otherwise the top-k by ARPACK
+  (``scipy.sparse.linalg.svds``), the bottom-k by Lanczos on the smaller Gram (NaN where it does
+  not converge within its budget), and the mean squared singular value by Hutchinson.
+Only singular values are kept; Jacobians are built one input chunk at a time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh, svds
+from torch import nn
+
+from .layers import Tape, record
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Singular values of one Jacobian over the probed inputs.
+
+    values: ``(n_inputs, k)`` descending; full spectrum if ``full``, else top-k then bottom-k.
+    msq: ``(n_inputs,)`` mean squared singular value ``tr(J^T J) / min(m, n)`` (exact when
+        ``full``, Hutchinson with ``hutchinson_probes`` probes otherwise).
+    """
+
+    values: np.ndarray
+    msq: np.ndarray
+    shape: tuple[int, int]    # (m, n) of the Jacobian
+    full: bool
+    method: str               # 'chain' | 'dense' | 'lanczos'
+
+    @property
+    def top(self) -> np.ndarray:
+        return self.values[:, 0]
+
+    @property
+    def bottom(self) -> np.ndarray:
+        return self.values[:, -1]
+
+
+@dataclass(frozen=True)
+class JacobianOptions:
+    """Knobs of the spectrum computation (defaults keep ``gradcheck run`` in seconds)."""
+
+    dense_max: int = 1024           # full spectrum if min(m, n) <= dense_max ...
+    dense_elems: int = 1 << 22      # ... and m * n <= dense_elems
+    k: int = 3                      # top-k and bottom-k otherwise
+    hutchinson_probes: int = 16
+    tol: float = 1e-6               # ARPACK relative tolerance (top/bottom-k)
+    max_matvecs: int = 600
+    chunk: int = 16                 # inputs per chunk on the chain path
+    seed: int = 0
+
+
+def _diagonal_derivative(out: torch.Tensor, inp: torch.Tensor) -> torch.Tensor | None:
+    """``d out / d inp`` as a (B, n) diagonal if ``out`` is an elementwise function of ``inp``."""
+    if out.reshape(out.shape[0], -1).shape != inp.reshape(inp.shape[0], -1).shape:
+        return None
+    if out is inp:
+        return torch.ones_like(inp).reshape(inp.shape[0], -1)
+    ones = torch.ones_like(out)
+    r = torch.randn(out.shape, generator=torch.Generator().manual_seed(12345),
+                    dtype=out.dtype).to(out.device)
+    try:
+        d1 = torch.autograd.grad(out, inp, ones, retain_graph=True)[0]
+        d2 = torch.autograd.grad(out, inp, r, retain_graph=True)[0]
+    except RuntimeError:
+        return None
+    if d1 is None or not torch.allclose(d2, r.reshape(d2.shape) * d1, rtol=1e-12, atol=0):
+        return None
+    return d1.reshape(d1.shape[0], -1).detach()
+
+
+def chain_matrices(tape: Tape) -> list[torch.Tensor] | None:
+    """Per-input local Jacobians ``M_i = diag(a'(z_i)) W_i``, each (B, n_{i+1}, n_i), or None.
+
+    None when some layer is not dense or some activation is not elementwise.
+    """
+    if any(info.kind != "linear" for info in tape.layers):
+        return None
+    L = len(tape.layers)
+    mats = []
+    for i in range(L):
+        nxt = tape.h[i + 1] if i + 1 < L else tape.D.reshape(-1, 1)
+        diag = _diagonal_derivative(nxt, tape.z[i])
+        if diag is None:
+            return None
+        mats.append(diag[:, :, None] * tape.weights[i][None])
+    return mats
+
+
+def _msq(s: torch.Tensor) -> torch.Tensor:
+    return (s ** 2).mean(dim=-1)
+
+
+def chain_spectra(mats: list[torch.Tensor]) -> tuple[list[tuple], list[tuple]]:
+    """(local, cumulative) lists of (singular values (B, k), msq (B,)) from the chain matrices."""
+    local = [(s := torch.linalg.svdvals(m), _msq(s)) for m in mats]
+    cumulative: list[tuple] = []
+    C = None
+    for i in range(len(mats) - 2, -1, -1):
+        C = mats[i] if C is None else C @ mats[i]
+        s = torch.linalg.svdvals(C)
+        cumulative.append((s, _msq(s)))
+    return local, cumulative[::-1]
+
+
+class _Operator:
+    """Matrix-free Jacobian ``J = d dst / d src`` of one input from a recorded graph."""
+
+    def __init__(self, dst: torch.Tensor, src: torch.Tensor):
+        self.dst, self.src = dst, src
+        self.m, self.n = dst.numel(), src.numel()
+        self._u = torch.zeros_like(dst, requires_grad=True)
+        self._g = None
+        self.matvecs = 0
+
+    def rmatvec(self, u: torch.Tensor) -> torch.Tensor:   # J^T u
+        self.matvecs += 1
+        return torch.autograd.grad(self.dst, self.src, u.reshape(self.dst.shape),
+                                   retain_graph=True)[0].reshape(-1)
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:    # J v by the double-vjp trick
+        self.matvecs += 1
+        if self._g is None:
+            self._g = torch.autograd.grad(self.dst, self.src, self._u, retain_graph=True,
+                                          create_graph=True)[0]
+        out = torch.autograd.grad(self._g, self._u, v.reshape(self.src.shape),
+                                  retain_graph=True, allow_unused=True)[0]
+        return torch.zeros(self.m, dtype=v.dtype) if out is None else out.reshape(-1)
+
+    def dense(self, chunk: int = 256) -> torch.Tensor:
+        rows = []
+        eye = torch.eye(self.m, dtype=self.dst.dtype, device=self.dst.device)
+        for s in range(0, self.m, chunk):
+            e = eye[s:s + chunk].reshape(-1, *self.dst.shape)
+            rows.append(torch.autograd.grad(self.dst, self.src, e, retain_graph=True,
+                                            is_grads_batched=True)[0].reshape(e.shape[0], -1))
+        return torch.cat(rows)
+
+    def scipy(self) -> LinearOperator:
+        dt = self.src.dtype
+        to_t = lambda a: torch.as_tensor(np.ascontiguousarray(a).reshape(-1), dtype=dt)  # noqa
+        return LinearOperator((self.m, self.n), dtype=np.float64,
+                              matvec=lambda v: self.matvec(to_t(v)).double().numpy(),
+                              rmatvec=lambda u: self.rmatvec(to_t(u)).double().numpy())
+
+
+def _operator_spectrum(op: _Operator, opts: JacobianOptions) -> tuple[np.ndarray, float, bool]:
+    """(singular values, msq, full) of one operator."""
+    m, n = op.m, op.n
+    if min(m, n) <= opts.dense_max and m * n <= opts.dense_elems:
+        s = torch.linalg.svdvals(op.dense()).double()
+        return s.numpy(), float(_msq(s)), True
+    A = op.scipy()
+    rng = np.random.RandomState(opts.seed)
+    k = min(opts.k, min(m, n) - 2)
+    top = svds(A, k=k, which="LM", tol=opts.tol, v0=rng.standard_normal(min(m, n)),
+               maxiter=opts.max_matvecs, return_singular_vectors=False)
+    small, gram = (n, lambda v: A.rmatvec(A.matvec(v))) if n <= m else \
+        (m, lambda u: A.matvec(A.rmatvec(u)))
+    G = LinearOperator((small, small), matvec=gram, dtype=np.float64)
+    try:
+        ev = eigsh(G, k=k, which="SA", tol=opts.tol, v0=rng.standard_normal(small),
+                   maxiter=opts.max_matvecs, return_eigenvectors=False)
+        bottom = np.sqrt(np.clip(ev, 0, None))
+    except ArpackNoConvergence:
+        bottom = np.full(k, np.nan)
+    probes = rng.choice([-1.0, 1.0], size=(opts.hutchinson_probes, n))
+    msq = float(np.mean([np.sum(A.matvec(p) ** 2) for p in probes])) / min(m, n)
+    return np.concatenate([np.sort(top)[::-1], np.sort(bottom)[::-1]]), msq, False
+
+
+def operator_spectra(model: nn.Module, x1: torch.Tensor, opts: JacobianOptions):
+    """(local, cumulative) lists of (values, msq, full, (m, n)) for ONE input ``x1`` (1, ...)."""
+    tape = record(model, x1)
+    L = len(tape.layers)
+    dst_local = tape.h[1:] + [tape.D.reshape(1, 1)]
+    local, cumulative = [], []
+    for i in range(L):
+        op = _Operator(dst_local[i], tape.h[i])
+        local.append((*_operator_spectrum(op, opts), (op.m, op.n)))
+    for i in range(L - 1):
+        op = _Operator(tape.h[L - 1], tape.h[i])
+        cumulative.append((*_operator_spectrum(op, opts), (op.m, op.n)))
+    return local, cumulative
+
+
+def _pad_stack(rows: list[np.ndarray]) -> np.ndarray:
+    k = max(len(r) for r in rows)
+    return np.stack([np.pad(r, (0, k - len(r)), constant_values=np.nan) for r in rows])
+
+
+def jacobian_spectra(model: nn.Module, x: torch.Tensor,
+                     opts: JacobianOptions = JacobianOptions()) -> tuple[list, list]:
+    """Spectra of every local and cumulative Jacobian over the inputs ``x`` (B, ...).
+
+    Returns:
+        ``(local, cumulative)``: lists of :class:`Spectrum`, of lengths L and L-1.
+    """
+    first = record(model, x[:1])
+    if chain_matrices(first) is not None:
+        loc, cum = [[] for _ in first.layers], [[] for _ in first.layers[:-1]]
+        for s in range(0, x.shape[0], opts.chunk):
+            tape = record(model, x[s:s + opts.chunk])
+            lc, cc = chain_spectra(chain_matrices(tape))
+            for acc, res in ((loc, lc), (cum, cc)):
+                for j, (sv, msq) in enumerate(res):
+                    acc[j].append((sv.detach().double().numpy(), msq.detach().double().numpy()))
+        mk = lambda parts, shp: Spectrum(np.concatenate([p[0] for p in parts]),  # noqa: E731
+                                         np.concatenate([p[1] for p in parts]), shp, True,
+                                         "chain")
+        L = len(first.layers)
+        n = [int(np.prod(h.shape[1:])) for h in first.h]
+        return ([mk(loc[i], (n[i + 1] if i + 1 < L else 1, n[i])) for i in range(L)],
+                [mk(cum[i], (n[L - 1], n[i])) for i in range(L - 1)])
+    per_input = [operator_spectra(model, x[b:b + 1], opts) for b in range(x.shape[0])]
+    out = []
+    for which in (0, 1):
+        specs = []
+        for j in range(len(per_input[0][which])):
+            parts = [p[which][j] for p in per_input]
+            full = all(p[2] for p in parts)
+            specs.append(Spectrum(_pad_stack([p[0] for p in parts]),
+                                  np.array([p[1] for p in parts]), parts[0][3], full,
+                                  "dense" if full else "lanczos"))
+        out.append(specs)
+    return out[0], out[1]

@@ -1,0 +1,73 @@
+"""Run plots (PNG). matplotlib is imported inside the functions: ``import gradcheck`` stays light."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_gradients(layers: pd.DataFrame, title: str, path: Path) -> None:
+    """||dD/dW_l|| and ||dD/dh_l|| (rms over inputs) vs layer with the C7 predictions dashed."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for ax, meas, pred, lab in ((axes[0], "wgrad_rms", "wgrad_pred", "||dD/dW_l||_F"),
+                                (axes[1], "agrad_rms", "agrad_pred", "||dD/dh_l||")):
+        for seed, df in layers.groupby("seed"):
+            ax.plot(df.layer, df[meas], "o-", ms=3, label=f"measured, seed {seed}")
+        first = layers[layers.seed == layers.seed.min()]
+        ax.plot(first.layer, first[pred], "k--", label="C7 prediction")
+        ax.set_yscale("log")
+        ax.set_xlabel("layer index l (0 = input layer)")
+        ax.set_ylabel(f"{lab} (norm, rms over inputs)")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"THEORY C7: gradient norms vs depth — {title}")
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_spectra(layers: pd.DataFrame, title: str, path: Path) -> None:
+    """Cumulative-Jacobian singular values (max, min, rms) from h_l to the penultimate layer."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    df = layers[layers.seed == layers.seed.min()]
+    df = df[np.isfinite(df.jac_cum_max)]
+    if len(df):
+        ax.plot(df.layer, df.jac_cum_max, "o-", label="largest")
+        ax.plot(df.layer, np.sqrt(df.jac_cum_msq), "s-", label="rms (sqrt of mean sq.)")
+        mn = df.jac_cum_min.where(df.jac_cum_min > 0)
+        ax.plot(df.layer, mn, "v-", label="smallest (>0 shown)")
+        ax.set_yscale("log")
+    ax.set_xlabel("layer index l (Jacobian d h_{L-1} / d h_l)")
+    ax.set_ylabel("singular value (norm)")
+    ax.set_title(f"Jacobian spectra to the penultimate features — {title}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_bounds(checks: pd.DataFrame, title: str, path: Path) -> None:
+    """C1 ratio lhs/rhs per layer (must stay <= 1), log scale."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for claim, marker in (("C1", "o"), ("C1-SN", "s")):
+        df = checks[(checks.claim == claim) & checks.ratio.notna()]
+        if len(df):
+            ax.plot(df.layer, df.ratio, marker, ms=4, label=f"{claim}: worst-input ratio")
+    ax.axhline(1.0, color="k", ls="--", lw=1, label="bound (ratio 1)")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer index t")
+    ax.set_ylabel("||dD/dW_t||_F / bound (ratio)")
+    ax.set_title(f"THEORY C1: gradient bound — {title}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)

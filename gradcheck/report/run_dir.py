@@ -1,0 +1,47 @@
+"""Write one run directory: spec.json, layers.csv, checks.csv, spectra.npz, summary.json, plots."""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+import scipy
+import torch
+
+from .. import __version__
+from ..runner import RunOutput
+from .io import staged_dir, write_csv, write_json, write_npz
+from .tables import claim_summary, vanishing_rates
+
+
+def summarize(result: RunOutput) -> dict:
+    """The headline: per-claim verdicts and worst ratios, vanishing rates, versions."""
+    claims = claim_summary(result.checks)
+    violated = [c for c, e in claims.items() if e["verdict"] == "violated"]
+    return dict(
+        verdict="violated: " + ", ".join(violated) if violated else "all asserted claims hold",
+        claims=claims, vanishing_rate=vanishing_rates(result.layers),
+        n_layers=int(result.spec.n_layers), seeds=list(result.spec.seeds),
+        versions=dict(gradcheck=__version__, torch=torch.__version__, numpy=np.__version__,
+                      scipy=scipy.__version__, python=platform.python_version()))
+
+
+def write_run(result: RunOutput, out: Path, overwrite: bool = False,
+              plots: bool = True) -> dict:
+    """Write the run directory atomically; return the summary dict."""
+    summary = summarize(result)
+    title = f"{result.spec.arch} L={result.spec.n_layers}, {result.spec.init}"
+    with staged_dir(Path(out), overwrite=overwrite) as tmp:
+        (tmp / "spec.json").write_text(result.spec.to_json() + "\n")
+        write_csv(result.layers, tmp / "layers.csv")
+        write_csv(result.checks, tmp / "checks.csv")
+        write_npz(result.spectra, tmp / "spectra.npz")
+        write_json(summary, tmp / "summary.json")
+        write_json(dict(seconds=round(result.seconds, 3)), tmp / "timings.json")
+        if plots:
+            from .plots import plot_bounds, plot_gradients, plot_spectra
+
+            plot_gradients(result.layers, title, tmp / "gradients.png")
+            plot_spectra(result.layers, title, tmp / "spectra.png")
+            plot_bounds(result.checks, title, tmp / "bounds.png")
+    return summary

@@ -1,0 +1,111 @@
+"""spec -> (model, inputs) -> probe -> checks: the whole ``gradcheck run`` pipeline, no I/O."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .build import DTYPE, make_inputs, make_model, resolve_device
+from .probe import JacobianOptions, ProbeOptions, ProbeResult, probe
+from .schemes import SPECTRAL_SCHEMES
+from .spec import RunSpec
+from .verify import CHECK_COLUMNS, Setting, checks, mean_field, r_hat, shrink_pred
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """Everything a run produces, before it is written anywhere."""
+
+    spec: RunSpec
+    layers: pd.DataFrame
+    checks: pd.DataFrame
+    spectra: dict[str, np.ndarray]
+    seconds: float
+
+
+def setting_of(spec: RunSpec) -> Setting:
+    return Setting(scheme=spec.init, scale=spec.scale, activation=spec.resolved_activation,
+                   slope=spec.slope, output=spec.output, bias=spec.bias,
+                   eps=float(torch.finfo(DTYPE[spec.dtype]).eps))
+
+
+def probe_options(spec: RunSpec, seed: int) -> ProbeOptions:
+    return ProbeOptions(spectra_inputs=min(spec.spectra_inputs, spec.batch),
+                        jacobian=JacobianOptions(k=spec.topk, seed=seed), seed=seed)
+
+
+def _probe_seed(spec: RunSpec, seed: int, init: str | None = None,
+                spectra: bool = True, progress=None) -> ProbeResult:
+    dev, dt = resolve_device(spec.device), DTYPE[spec.dtype]
+    model = make_model(spec, seed, init).to(device=dev, dtype=dt)
+    x = make_inputs(spec, seed).to(device=dev, dtype=dt)
+    opts = probe_options(spec, seed)
+    if not spectra:
+        opts = ProbeOptions(spectra=False, seed=seed)
+    return probe(model, x, opts, progress)
+
+
+def layer_rows(result: ProbeResult, setting: Setting, seed: int, v, mf) -> list[dict]:
+    """One row per layer: shapes, the three sigmas, gradient norms, predictions, spectra."""
+    g, rows = result.grads, []
+    for t, (info, n) in enumerate(zip(result.layers, result.norms)):
+        wg_rms = math.sqrt(float(np.mean(g.weight_grad[t] ** 2)))
+        ag_rms = math.sqrt(float(np.mean(g.act_grad[t] ** 2)))
+        wg_pred, ag_pred = math.sqrt(mf.weight_grad_sq[t]), math.sqrt(mf.act_grad_sq[t])
+        row = dict(seed=seed, layer=t, name=info.name, kind=info.kind,
+                   weight_shape="x".join(map(str, info.weight_shape)),
+                   input_shape="x".join(map(str, info.input_shape)),
+                   output_shape="x".join(map(str, info.output_shape)),
+                   fan_in=info.fan_in, fan_out=info.fan_out, mu=info.mu,
+                   sigma_R=n.sigma_R, sigma_R2=n.sigma_R2, sigma_op=n.sigma_op,
+                   op_over_R=n.sigma_op / n.sigma_R, op_residual=n.op_residual,
+                   op_method=n.op_method, sigma_scheme=n.sigma_scheme,
+                   raw_sigma_R=n.raw_sigma_R, sigma_1step=n.sigma_1step,
+                   r_hat=r_hat(setting, info, n), r_pred=shrink_pred(setting, info, n),
+                   v=v[t], chi=mf.chi[t],
+                   wgrad_mean=float(np.mean(g.weight_grad[t])), wgrad_rms=wg_rms,
+                   wgrad_pred=wg_pred, wgrad_ratio=wg_rms / wg_pred if wg_pred else math.nan,
+                   agrad_mean=float(np.mean(g.act_grad[t])), agrad_rms=ag_rms,
+                   agrad_pred=ag_pred, agrad_ratio=ag_rms / ag_pred if ag_pred else math.nan)
+        for name, specs in (("local", result.local), ("cum", result.cumulative)):
+            sp = specs[t] if t < len(specs) else None
+            row[f"jac_{name}_max"] = float(np.mean(sp.top)) if sp else math.nan
+            row[f"jac_{name}_min"] = float(np.nanmean(sp.bottom)) if sp and \
+                np.isfinite(sp.bottom).any() else math.nan
+            row[f"jac_{name}_msq"] = float(np.mean(sp.msq)) if sp else math.nan
+            row[f"jac_{name}_method"] = sp.method if sp else ""
+        rows.append(row)
+    return rows
+
+
+def run(spec: RunSpec, progress=None) -> RunOutput:
+    """Probe one model per seed and check it against THEORY (C1, C1-SN, C1a, C6a, C7, C8)."""
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    setting = setting_of(spec)
+    layer_list, check_list, spectra = [], [], {}
+    for seed in spec.seeds:
+        say(f"seed {seed}: probing {spec.arch} ({spec.n_layers} layers, init {spec.init})")
+        res = _probe_seed(spec, seed, progress=lambda m, s=seed: say(f"seed {s}: {m}"))
+        twin = None
+        if spec.init in SPECTRAL_SCHEMES:
+            say(f"seed {seed}: probing the LeCun twin for C6a")
+            twin = _probe_seed(spec, seed, init="lecun", spectra=False)
+        x = make_inputs(spec, seed)
+        v, mf = mean_field(res, setting, float((x ** 2).mean()))
+        layer_list += layer_rows(res, setting, seed, v, mf)
+        check_list += checks(res, setting, seed, mf, twin)
+        for t in range(len(res.layers)):
+            if t < len(res.local):
+                spectra[f"seed{seed}/layer{t}/local"] = res.local[t].values
+            if t < len(res.cumulative):
+                spectra[f"seed{seed}/layer{t}/cumulative"] = res.cumulative[t].values
+        spectra[f"seed{seed}/weight_grad"] = res.grads.weight_grad
+        spectra[f"seed{seed}/act_grad"] = res.grads.act_grad
+    return RunOutput(spec, pd.DataFrame(layer_list),
+                     pd.DataFrame(check_list, columns=CHECK_COLUMNS), spectra,
+                     time.perf_counter() - t0)

@@ -1,0 +1,407 @@
+"""The three spectral norms of a layer (THEORY §0): ``sigma_R``, ``sigma_R2`` and ``||Conv_K||_op``.
+
+- :func:`sigma_R`, :func:`sigma_R2`: exact top singular values of the two kernel reshapes
+  (differentiable; what SN_w and BSN divide by).
+- :func:`conv_operator_norm`: the operator norm of the actual linear map ``x -> conv2d(x, K)`` on
+  the actual input size, stride, padding and dilation (SN_Conv). Exact FFT for circular
+  stride-1 "same" convolutions (Sedghi et al. 2019), a dense SVD for tiny inputs, otherwise
+  Lanczos (ARPACK ``eigsh``) on ``A^T A`` in float64 through :func:`conv_forward` /
+  :func:`conv_adjoint`.
+- :func:`patch_multiplicity`: ``mu`` of THEORY C8, ``sigma_R <= ||Conv_K||_op <= mu sigma_R``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from torch import Tensor, nn
+
+PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
+DENSE_MAX_NUMEL = 64  # inputs this small use the dense matrix and a full SVD
+
+
+def _pair(x) -> tuple[int, int]:
+    return (int(x), int(x)) if isinstance(x, (int, np.integer)) else (int(x[0]), int(x[1]))
+
+
+def _check_mode(padding_mode: str) -> None:
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {', '.join(PADDING_MODES)}; "
+                         f"got {padding_mode!r}")
+
+
+def _canonical_sign(v: Tensor) -> Tensor:
+    """Flip ``v`` so that its entry of largest magnitude (first on ties) is positive."""
+    return -v if v.reshape(-1)[v.reshape(-1).abs().argmax()] < 0 else v
+
+
+# -- the two kernel reshapes ------------------------------------------------------------------
+def sigma_R(weight: Tensor) -> Tensor:
+    """Largest singular value of ``weight.reshape(c_out, -1)`` (THEORY §0, SN_w).
+
+    Args:
+        weight: ``(c_out, c_in, k_h, k_w)`` conv kernel or ``(out, in)`` dense matrix.
+
+    Returns:
+        0-dim tensor, differentiable w.r.t. ``weight``.
+    """
+    return torch.linalg.matrix_norm(weight.reshape(weight.shape[0], -1), ord=2)
+
+
+def sigma_R2(weight: Tensor) -> Tensor:
+    """Largest singular value of ``weight.transpose(0, 1).reshape(c_in, -1)`` (THEORY §0, BSN).
+
+    For a dense ``(out, in)`` weight this is ``sigma_max(W) == sigma_R(W)`` (THEORY C9a).
+
+    Args:
+        weight: ``(c_out, c_in, k_h, k_w)`` or ``(out, in)``.
+
+    Returns:
+        0-dim tensor, differentiable w.r.t. ``weight``.
+    """
+    return torch.linalg.matrix_norm(weight.transpose(0, 1).reshape(weight.shape[1], -1), ord=2)
+
+
+def top_singular_vectors(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Exact top singular triple of a 2-D matrix by SVD, all detached.
+
+    Args:
+        matrix: ``(m, n)``.
+
+    Returns:
+        ``(sigma, u, v)``: 0-dim, ``(m,)``, ``(n,)`` with ``matrix @ v = sigma u``; the sign is
+        fixed so that the largest-magnitude entry of ``v`` is positive.
+    """
+    U, S, Vh = torch.linalg.svd(matrix.detach(), full_matrices=False)
+    u, v = U[:, 0], Vh[0]
+    if v[v.abs().argmax()] < 0:
+        u, v = -u, -v
+    return S[0], u, v
+
+
+# -- the convolution as a linear map ---------------------------------------------------------
+def conv_padding(module_or_padding, kernel_hw=None, stride=None, dilation=None,
+                 input_hw=None) -> tuple[int, int]:
+    """Resolve ``nn.Conv2d`` padding (int, pair, ``'valid'``, ``'same'``) into ``(p_h, p_w)``.
+
+    Args:
+        module_or_padding: an ``nn.Conv2d`` (its fields fill any argument left ``None``) or
+            its ``padding`` value.
+        kernel_hw, stride, dilation: ints or pairs; needed for ``'same'``.
+        input_hw: ``(H, W)``; if given together with ``kernel_hw``, checks the output is
+            non-empty.
+
+    Returns:
+        Symmetric padding ``(p_h, p_w)``.
+
+    Raises:
+        ValueError: ``'same'`` with stride != 1 or with an odd total padding
+            ``dilation * (k - 1)`` (PyTorch would pad asymmetrically), or an empty output.
+    """
+    padding = module_or_padding
+    if isinstance(module_or_padding, nn.Conv2d):
+        m = module_or_padding
+        padding = m.padding
+        kernel_hw = m.kernel_size if kernel_hw is None else kernel_hw
+        stride = m.stride if stride is None else stride
+        dilation = m.dilation if dilation is None else dilation
+    stride, dilation = _pair(1 if stride is None else stride), _pair(1 if dilation is None else dilation)
+    if padding == "valid":
+        pad = (0, 0)
+    elif padding == "same":
+        if kernel_hw is None:
+            raise ValueError("padding='same' needs kernel_hw")
+        if stride != (1, 1):
+            raise ValueError(f"padding='same' needs stride 1; got stride={stride}")
+        totals = [d * (k - 1) for d, k in zip(dilation, _pair(kernel_hw))]
+        if any(t % 2 for t in totals):
+            raise ValueError(f"padding='same' with kernel {_pair(kernel_hw)} and dilation "
+                             f"{dilation} needs total padding {tuple(totals)}, which is odd: "
+                             "PyTorch pads asymmetrically and this code supports only symmetric "
+                             "padding")
+        pad = (totals[0] // 2, totals[1] // 2)
+    elif isinstance(padding, str):
+        raise ValueError(f"padding must be an int, a pair, 'valid' or 'same'; got {padding!r}")
+    else:
+        pad = _pair(padding)
+    if input_hw is not None and kernel_hw is not None:
+        out = [(n + 2 * p - d * (k - 1) - 1) // s + 1
+               for n, p, d, k, s in zip(input_hw, pad, dilation, _pair(kernel_hw), stride)]
+        if min(out) < 1:
+            raise ValueError(f"empty output {tuple(out)}: input {tuple(input_hw)}, padding {pad}, "
+                             f"kernel {_pair(kernel_hw)}, dilation {dilation}, stride {stride}")
+    return pad
+
+
+def conv_forward(weight: Tensor, v: Tensor, stride, padding, dilation=(1, 1),
+                 padding_mode: str = "zeros") -> Tensor:
+    """Apply ``Conv_K`` (no bias), exactly as ``nn.Conv2d`` with ``groups=1`` does.
+
+    Args:
+        weight: ``(c_out, c_in, k_h, k_w)``.
+        v: ``(c_in, H, W)`` or ``(B, c_in, H, W)``.
+        stride, padding, dilation: ints or pairs (``padding`` may be ``'valid'``/``'same'``).
+        padding_mode: one of :data:`PADDING_MODES`.
+
+    Returns:
+        ``(c_out, H_out, W_out)`` or ``(B, c_out, H_out, W_out)``, matching ``v``.
+    """
+    _check_mode(padding_mode)
+    stride, dilation = _pair(stride), _pair(dilation)
+    pad = conv_padding(padding, weight.shape[-2:], stride, dilation)
+    x = v.unsqueeze(0) if v.dim() == 3 else v
+    if padding_mode == "zeros":
+        y = F.conv2d(x, weight, None, stride, pad, dilation)
+    else:
+        x = F.pad(x, (pad[1], pad[1], pad[0], pad[0]), mode=padding_mode)
+        y = F.conv2d(x, weight, None, stride, 0, dilation)
+    return y.squeeze(0) if v.dim() == 3 else y
+
+
+def conv_adjoint(weight: Tensor, u: Tensor, input_shape, stride, padding, dilation=(1, 1),
+                 padding_mode: str = "zeros") -> Tensor:
+    """Apply ``Conv_K^T``: ``<conv_forward(v), u> == <v, conv_adjoint(u)>`` exactly.
+
+    Zero padding uses ``conv_transpose2d`` with the ``output_padding`` that restores the rows
+    and columns the strided forward never reads; other modes use the autograd VJP.
+
+    Args:
+        weight: ``(c_out, c_in, k_h, k_w)``.
+        u: ``(c_out, H_out, W_out)`` or ``(B, c_out, H_out, W_out)``.
+        input_shape: ``(c_in, H, W)`` (a leading batch size is ignored).
+        stride, padding, dilation, padding_mode: as in :func:`conv_forward`.
+
+    Returns:
+        ``(c_in, H, W)`` or ``(B, c_in, H, W)``, matching ``u``.
+    """
+    _check_mode(padding_mode)
+    stride, dilation = _pair(stride), _pair(dilation)
+    pad = conv_padding(padding, weight.shape[-2:], stride, dilation)
+    y = u.unsqueeze(0) if u.dim() == 3 else u
+    hw = tuple(int(n) for n in input_shape[-2:])
+    if padding_mode == "zeros":
+        out_pad = tuple((n + 2 * p - d * (k - 1) - 1) % s for n, p, d, k, s
+                        in zip(hw, pad, dilation, weight.shape[-2:], stride))
+        x = F.conv_transpose2d(y, weight, None, stride, pad, out_pad, 1, dilation)
+    else:
+        x0 = torch.zeros((y.shape[0], weight.shape[1]) + hw, dtype=y.dtype, device=y.device)
+        _, vjp = torch.func.vjp(
+            lambda x: conv_forward(weight, x, stride, pad, dilation, padding_mode), x0)
+        (x,) = vjp(y)
+    return x.squeeze(0) if u.dim() == 3 else x
+
+
+# -- operator norm -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OperatorNorm:
+    """Top singular triple of a layer's linear map (THEORY §0, ``||Conv_K||_op``)."""
+
+    sigma: float  # ||Conv_K||_op (dense: sigma_max(W))
+    u: Tensor  # unit top left singular vector, (c_out, H_out, W_out) or (out,); detached
+    v: Tensor  # unit top right singular vector, (c_in, H, W) or (in,); detached
+    residual: float  # ||A^T A v - sigma^2 v|| / sigma^2, measured in float64
+    matvecs: int  # applications of A or A^T used (dense SVD of a given matrix: 0)
+    method: str  # 'lanczos' | 'fft' | 'dense'
+
+
+def _fold_kernel(w: Tensor, input_hw, dilation, padding) -> Tensor:
+    """Circular cross-correlation kernel on the ``H x W`` torus, ``(c_out, c_in, H, W)``."""
+    (H, W), (kh, kw) = input_hw, w.shape[-2:]
+    ker = w.new_zeros(w.shape[:2] + (H, W))
+    for i in range(kh):
+        for j in range(kw):  # tap (i, j) reads x[p + d*(i, j) - pad] (mod H, W); aliases add
+            ker[:, :, (dilation[0] * i - padding[0]) % H,
+                (dilation[1] * j - padding[1]) % W] += w[:, :, i, j]
+    return ker
+
+
+def conv_singular_values_fft(weight: Tensor, input_hw) -> Tensor:
+    """All singular values of the circular stride-1 convolution on ``H x W`` inputs.
+
+    The map is ``nn.Conv2d(..., padding='same', padding_mode='circular')``: output size equals
+    input size. Its singular values are the union over the ``H W`` spatial frequencies of the
+    singular values of the ``c_out x c_in`` matrices of the 2-D FFT of the kernel zero-padded
+    to ``H x W`` (Sedghi et al. 2019); the kernel's placement only changes phases. Kernels
+    larger than the input wrap around (aliased taps add).
+
+    Args:
+        weight: ``(c_out, c_in, k_h, k_w)``.
+        input_hw: ``(H, W)``.
+
+    Returns:
+        ``(H * W * min(c_out, c_in),)`` float64, descending.
+    """
+    ker = _fold_kernel(weight.detach().cpu().double(), tuple(input_hw), (1, 1), (0, 0))
+    symbols = torch.fft.fft2(ker).permute(2, 3, 0, 1)  # (H, W, c_out, c_in)
+    return torch.linalg.svdvals(symbols).reshape(-1).sort(descending=True).values
+
+
+def _fft_top(w: Tensor, input_shape, pad, dilation):
+    """Exact sigma and a real top right singular vector ``(c_in, H, W)`` via the FFT."""
+    c_in, H, W = input_shape
+    symbols = torch.fft.fft2(_fold_kernel(w, (H, W), dilation, pad)).permute(2, 3, 0, 1)
+    # y_hat[f] = conj(K_hat[f]) x_hat[f] for a cross-correlation with a real kernel.
+    U, S, Vh = torch.linalg.svd(symbols.conj(), full_matrices=False)
+    f = int(S[..., 0].reshape(-1).argmax())
+    fh, fw = divmod(f, W)
+    x_hat = torch.zeros(c_in, H, W, dtype=symbols.dtype)
+    x_hat[:, fh, fw] = Vh[fh, fw, 0].conj()
+    z = torch.fft.ifft2(x_hat)  # complex top singular vector; Re and Im are real ones
+    v = z.real if z.real.norm() >= z.imag.norm() else z.imag
+    return float(S[fh, fw, 0]), v / v.norm()
+
+
+def _dense_matrix(fwd, input_shape) -> Tensor:
+    n = math.prod(input_shape)
+    basis = torch.eye(n, dtype=torch.float64).reshape((n,) + tuple(input_shape))
+    return fwd(basis).reshape(n, -1).T  # (m, n)
+
+
+def _lanczos_top(fwd, adj, input_shape, tol, seed, max_matvecs):
+    """Top eigenpair of ``A^T A`` by ARPACK, counting applications of ``A`` and ``A^T``."""
+    n, count = math.prod(input_shape), [0]
+
+    def normal(x):
+        if count[0] + 2 > max_matvecs:
+            raise RuntimeError(f"conv_operator_norm: max_matvecs={max_matvecs} exceeded before "
+                               f"Lanczos reached tol; raise max_matvecs or tol")
+        count[0] += 2
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(input_shape))
+        return adj(fwd(xt)).reshape(-1).numpy()
+
+    op = LinearOperator((n, n), matvec=normal, dtype=np.float64)
+    v0 = np.random.RandomState(seed).standard_normal(n)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # torch's and ARPACK's BLAS thread pools thrash each other (5x)
+    try:  # ncv > default 20: top singular values of conv operators are clustered
+        _, vec = eigsh(op, k=1, which="LA", v0=v0, tol=tol, ncv=min(n, 32), maxiter=10 ** 6)
+    except ArpackNoConvergence as err:
+        raise RuntimeError(f"conv_operator_norm: Lanczos did not converge to tol={tol} "
+                           f"after {count[0]} matvecs") from err
+    finally:
+        torch.set_num_threads(threads)
+    return torch.from_numpy(vec[:, 0].copy()), count[0]
+
+
+def conv_operator_norm(weight: Tensor, input_shape, stride=(1, 1), padding=(0, 0),
+                       dilation=(1, 1), padding_mode: str = "zeros", tol: float = 1e-10,
+                       seed: int = 0, max_matvecs: int = 20000) -> OperatorNorm:
+    """Operator norm ``||Conv_K||_op`` of ``x -> conv2d(x, K)`` on inputs ``(c_in, H, W)``.
+
+    Method: ``'fft'`` (exact) for circular padding, stride 1 and output size = input size;
+    ``'dense'`` (full SVD) when ``c_in H W <= 64``; otherwise ``'lanczos'``: ARPACK ``eigsh``
+    on ``A^T A`` with ``v0`` from ``numpy.random.RandomState(seed)``, stopping at ARPACK's
+    relative tolerance ``tol``, then ``sigma = sqrt(v^T A^T A v)`` (Rayleigh quotient, float64).
+    Deterministic: the same inputs and seed give bitwise identical results. Checks THEORY C8
+    (via tests) and computes the SN_Conv divisor of THEORY §1.
+
+    Args:
+        weight: ``(c_out, c_in, k_h, k_w)``; any dtype/device, detached internally.
+        input_shape: ``(c_in, H, W)``.
+        stride, padding, dilation, padding_mode: as for ``nn.Conv2d`` (``groups=1``).
+        tol: Lanczos tolerance (ignored by 'fft' and 'dense').
+        seed: seeds the Lanczos start vector.
+        max_matvecs: budget of ``A``/``A^T`` applications.
+
+    Returns:
+        :class:`OperatorNorm`; ``u = conv_forward(v) / sigma`` and ``v`` unit, in
+        ``weight.dtype`` on ``weight.device``, with ``v``'s largest-magnitude entry positive.
+
+    Raises:
+        RuntimeError: Lanczos needed more than ``max_matvecs`` applications.
+        ValueError: bad padding, padding mode, channel count, or an empty output.
+    """
+    _check_mode(padding_mode)
+    input_shape = tuple(int(s) for s in input_shape)
+    if len(input_shape) != 3 or input_shape[0] != weight.shape[1]:
+        raise ValueError(f"input_shape must be (c_in={weight.shape[1]}, H, W); got {input_shape}")
+    stride, dilation = _pair(stride), _pair(dilation)
+    pad = conv_padding(padding, weight.shape[-2:], stride, dilation, input_shape[1:])
+    w = weight.detach().to("cpu", torch.float64)
+    fwd = lambda x: conv_forward(w, x, stride, pad, dilation, padding_mode)  # noqa: E731
+    adj = lambda y: conv_adjoint(w, y, input_shape, stride, pad, dilation, padding_mode)  # noqa: E731
+    n = math.prod(input_shape)
+    same = all(2 * p == d * (k - 1) for p, d, k in zip(pad, dilation, weight.shape[-2:]))
+    if padding_mode == "circular" and stride == (1, 1) and same:
+        method, matvecs = "fft", 0
+        sigma, v = _fft_top(w, input_shape, pad, dilation)
+    elif n <= DENSE_MAX_NUMEL:
+        method, matvecs = "dense", n
+        sigma, _, v = top_singular_vectors(_dense_matrix(fwd, input_shape))
+        sigma, v = float(sigma), v.reshape(input_shape)
+    else:
+        method = "lanczos"
+        v, matvecs = _lanczos_top(fwd, adj, input_shape, tol, seed, max_matvecs)
+        v = (v / v.norm()).reshape(input_shape)
+        sigma = None
+    v, matvecs = _canonical_sign(v), matvecs + 2  # + the two below
+    av = fwd(v)
+    atav = adj(av)
+    rayleigh = float(torch.dot(v.reshape(-1), atav.reshape(-1)))
+    if sigma is None:
+        sigma = math.sqrt(max(rayleigh, 0.0))
+    residual = float((atav - sigma ** 2 * v).norm()) / sigma ** 2 if sigma > 0 else 0.0
+    u = av / sigma if sigma > 0 else torch.zeros_like(av)
+    out = dict(dtype=weight.dtype, device=weight.device)
+    return OperatorNorm(sigma, u.to(**out), v.to(**out), residual, matvecs, method)
+
+
+def module_operator_norm(module: nn.Conv2d | nn.Linear, input_shape, weight: Tensor | None = None,
+                         tol: float = 1e-10, seed: int = 0) -> OperatorNorm:
+    """:func:`conv_operator_norm` with stride/padding/dilation/mode read from ``module``.
+
+    Args:
+        module: ``nn.Conv2d`` (``groups=1``) or ``nn.Linear``.
+        input_shape: ``(c_in, H, W)`` for conv, ``(in_features,)`` for Linear.
+        weight: overrides ``module.weight`` (which may itself be parametrized).
+        tol, seed: as in :func:`conv_operator_norm`.
+
+    Returns:
+        :class:`OperatorNorm`; for Linear: exact SVD, method ``'dense'``, 1-D ``u``/``v``.
+
+    Raises:
+        ValueError: ``groups != 1``, or an ``input_shape`` that does not fit ``module``.
+        TypeError: any other module.
+    """
+    weight = module.weight if weight is None else weight
+    if isinstance(module, nn.Linear):
+        if tuple(input_shape) != (module.in_features,):
+            raise ValueError(f"input_shape for {module} must be ({module.in_features},); "
+                             f"got {tuple(input_shape)}")
+        w = weight.detach().to("cpu", torch.float64)
+        sigma, u, v = top_singular_vectors(w)
+        s2 = float(sigma) ** 2
+        residual = float((w.T @ (w @ v) - s2 * v).norm()) / s2 if s2 > 0 else 0.0
+        out = dict(dtype=weight.dtype, device=weight.device)
+        return OperatorNorm(float(sigma), u.to(**out), v.to(**out), residual, 0, "dense")
+    if isinstance(module, nn.Conv2d):
+        if module.groups != 1:
+            raise ValueError(f"module_operator_norm supports groups=1 only; got "
+                             f"groups={module.groups} for {module}")
+        pad = conv_padding(module, input_hw=tuple(input_shape)[-2:])
+        return conv_operator_norm(weight, input_shape, module.stride, pad, module.dilation,
+                                  module.padding_mode, tol=tol, seed=seed)
+    raise TypeError(f"module must be nn.Conv2d or nn.Linear; got {type(module).__name__}")
+
+
+def patch_multiplicity(kernel_hw, stride_hw) -> float:
+    """``mu = sqrt(ceil(k_h / s_h) * ceil(k_w / s_w))`` of THEORY §0 / C1 / C8.
+
+    Each input pixel lies in at most ``mu^2`` patches (dilation 1). Dense layers: pass
+    ``kernel_hw=None`` (or ``(1, 1)``) for ``mu = 1``.
+
+    Args:
+        kernel_hw: int, pair, or ``None`` for a dense layer.
+        stride_hw: int or pair (ignored for dense).
+
+    Returns:
+        ``mu`` as a float.
+    """
+    if kernel_hw is None:
+        return 1.0
+    (kh, kw), (sh, sw) = _pair(kernel_hw), _pair(stride_hw)
+    return math.sqrt(math.ceil(kh / sh) * math.ceil(kw / sw))

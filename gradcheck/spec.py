@@ -1,0 +1,172 @@
+"""``RunSpec``: the frozen, validated description of one ``gradcheck run``.
+
+Every validation and its message lives here: one line that names the argument and the allowed
+values. ``SpecError`` is turned into exit code 2 by the CLI.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, fields, replace
+
+from .models import ACTIVATIONS, OUTPUTS
+from .schemes import MODES, SCHEMES
+
+ARCHS = ("mlp", "conv", "sngan")
+INPUTS = ("gaussian", "ring", "grid")
+DTYPES = ("float64", "float32")
+DEVICES = ("cpu", "cuda", "auto")
+#: Per-architecture defaults for the fields left as None.
+ARCH_DEFAULTS = {
+    "mlp": dict(depth=10, activation="relu"),
+    "conv": dict(depth=6, activation="lrelu"),
+    "sngan": dict(depth=8, activation="lrelu"),
+}
+
+
+class SpecError(ValueError):
+    """Bad user input; the message is one line naming the argument and the allowed values."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run's numbers (same spec + seed -> identical files)."""
+
+    arch: str = "mlp"                 # mlp | conv | sngan (the paper's CIFAR-10 CNN)
+    depth: int | None = None          # number of Linear/Conv2d layers L (sngan: fixed 8)
+    width: int = 128                  # mlp hidden width
+    input_dim: int | None = None      # mlp input size (None: width; 2 for ring/grid)
+    channels: int = 16                # conv: channels of every conv layer
+    image_size: int = 16              # conv: input height = width (sngan: 32)
+    stride_every: int = 3             # conv: stride 2 on every k-th conv (0: never)
+    init: str = "lecun"               # one of SCHEMES (THEORY §1)
+    scale: float = 1.0                # c for ssn / bssn
+    activation: str | None = None     # relu | lrelu | tanh | linear (None: arch default)
+    slope: float = 0.1                # leaky-ReLU slope alpha
+    output: str = "identity"          # identity | sigmoid
+    bias: bool = False                # theory is bias-free; with biases claims are n/a
+    sn_mode: str = "exact"            # exact (SVD/Lanczos) | power (authors' estimator)
+    power_iterations: int = 1         # power steps per training-mode forward (power mode)
+    batch: int = 64                   # inputs per seed
+    inputs: str = "gaussian"          # gaussian | ring | grid (ring/grid: 2-D, mlp only)
+    seeds: tuple[int, ...] = (0,)     # one model + batch per seed
+    dtype: str = "float64"            # float64 (default for every check) | float32
+    device: str = "cpu"               # cpu | cuda | auto
+    spectra_inputs: int = 16          # inputs that get Jacobian spectra (0: none)
+    topk: int = 3                     # k of top-k / bottom-k where full spectra are too big
+
+    # -- derived ------------------------------------------------------------------------
+    @property
+    def resolved_activation(self) -> str:
+        return self.activation or ARCH_DEFAULTS[self.arch]["activation"]
+
+    @property
+    def n_layers(self) -> int:
+        return 8 if self.arch == "sngan" else int(self.depth or ARCH_DEFAULTS[self.arch]["depth"])
+
+    @property
+    def resolved_input_dim(self) -> int:
+        if self.input_dim:
+            return self.input_dim
+        return 2 if self.inputs in ("ring", "grid") else self.width
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        if self.arch == "mlp":
+            return (self.resolved_input_dim,)
+        return (3, 32, 32) if self.arch == "sngan" else (3, self.image_size, self.image_size)
+
+    def resolved(self) -> "RunSpec":
+        """A copy with every None default filled in (what spec.json stores)."""
+        return replace(self, depth=self.n_layers, activation=self.resolved_activation,
+                       input_dim=self.resolved_input_dim if self.arch == "mlp" else None,
+                       image_size=32 if self.arch == "sngan" else self.image_size)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self.resolved()), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise SpecError(f"spec: unknown field(s) {', '.join(unknown)}; allowed: "
+                            f"{', '.join(sorted(names))}")
+        d = dict(d)
+        if "seeds" in d and isinstance(d["seeds"], list):
+            d["seeds"] = tuple(d["seeds"])
+        return validate(cls(**d))
+
+
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise SpecError(f"argument --{name}: must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _int_at_least(name: str, value, lo: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise SpecError(f"argument --{name}: must be an integer >= {lo}; got {value!r}")
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'3' -> (3,), '0-4' -> (0..4), '1,5,7' -> (1, 5, 7)."""
+    out: list[int] = []
+    for part in str(text).split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
+            raise SpecError(f"argument --seeds: must be N, A-B (A <= B) or a comma list of "
+                            f"non-negative integers; got {text!r}")
+        lo = int(m.group(1))
+        out.extend(range(lo, int(m.group(2) or lo) + 1))
+    if len(set(out)) != len(out):
+        raise SpecError(f"argument --seeds: repeated seed in {text!r}")
+    return tuple(out)
+
+
+def validate(spec: RunSpec) -> RunSpec:
+    """Check every field; return the spec or raise :class:`SpecError` (one clear line)."""
+    _choice("arch", spec.arch, ARCHS)
+    _choice("init", spec.init, SCHEMES)
+    if spec.activation is not None:
+        _choice("activation", spec.activation, ACTIVATIONS)
+    _choice("output", spec.output, OUTPUTS)
+    _choice("sn-mode", spec.sn_mode, MODES)
+    _choice("inputs", spec.inputs, INPUTS)
+    _choice("dtype", spec.dtype, DTYPES)
+    _choice("device", spec.device, DEVICES)
+    if spec.arch == "sngan" and spec.depth not in (None, 8):
+        raise SpecError("argument --depth: the sngan architecture has a fixed depth of 8 "
+                        "layers; leave --depth out")
+    if spec.depth is not None:
+        _int_at_least("depth", spec.depth, 2 if spec.arch == "conv" else 1)
+        if spec.depth > 1000:
+            raise SpecError(f"argument --depth: must be <= 1000; got {spec.depth}")
+    for name in ("width", "channels", "batch", "power_iterations", "topk"):
+        _int_at_least(name.replace("_", "-"), getattr(spec, name), 1)
+    _int_at_least("image-size", spec.image_size, 1)
+    _int_at_least("stride-every", spec.stride_every, 0)
+    _int_at_least("spectra-inputs", spec.spectra_inputs, 0)
+    if spec.input_dim is not None:
+        _int_at_least("input-dim", spec.input_dim, 1)
+    for name in ("scale", "slope"):
+        val = getattr(spec, name)
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
+            raise SpecError(f"argument --{name}: must be a finite number; got {val!r}")
+    if spec.scale <= 0:
+        raise SpecError(f"argument --scale: must be > 0; got {spec.scale!r}")
+    if spec.scale != 1.0 and spec.init not in ("ssn", "bssn"):
+        raise SpecError(f"argument --scale: only ssn and bssn take a scale; --init is "
+                        f"{spec.init!r}")
+    if not 0.0 <= spec.slope <= 1.0:
+        raise SpecError(f"argument --slope: must be in [0, 1]; got {spec.slope!r}")
+    if not spec.seeds or any(not isinstance(s, int) or s < 0 for s in spec.seeds):
+        raise SpecError(f"argument --seeds: must be non-negative integers; got {spec.seeds!r}")
+    if spec.inputs in ("ring", "grid") and (spec.arch != "mlp" or spec.resolved_input_dim != 2):
+        raise SpecError(f"argument --inputs: {spec.inputs} data is 2-D and needs --arch mlp "
+                        "with --input-dim 2 (or left out)")
+    return spec
+
+
+__all__ = ["ARCHS", "INPUTS", "DTYPES", "DEVICES", "RunSpec", "SpecError", "parse_seeds",
+           "validate"]

@@ -1,0 +1,122 @@
+"""Mean-field predictions of THEORY C6b and C7 (per-layer vanishing and the SN shrink).
+
+Layer index ``l = 0..L-1`` in forward order; ``h_l`` is layer l's input, ``z_l`` its output.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+
+_X, _W = hermegauss(81)
+_W = _W / math.sqrt(2 * math.pi)        # E[f(Z)] = sum _W f(_X), Z ~ N(0, 1)
+
+
+def gauss_mean(f, q: float) -> float:
+    """``E[f(z)]`` for ``z ~ N(0, q)`` by 81-point Gauss-Hermite quadrature."""
+    return float(np.sum(_W * f(math.sqrt(max(q, 0.0)) * _X)))
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def kappas(activation: str, slope: float, q: float) -> tuple[float, float]:
+    """(forward ``E[a(z)^2]/E[z^2]``, backward ``E[a'(z)^2]``) for ``z ~ N(0, q)``.
+
+    Equal for the piecewise-linear activations: ``(1 + alpha^2)/2`` (lrelu), 1/2 (relu), 1
+    (linear). tanh by quadrature of the variance map.
+    """
+    if activation == "relu":
+        return 0.5, 0.5
+    if activation == "lrelu":
+        k = (1 + slope * slope) / 2
+        return k, k
+    if activation == "linear":
+        return 1.0, 1.0
+    if activation == "tanh":
+        if q <= 0:
+            return 1.0, 1.0
+        return gauss_mean(lambda z: np.tanh(z) ** 2, q) / q, \
+            gauss_mean(lambda z: (1 - np.tanh(z) ** 2) ** 2, q)
+    raise ValueError(f"unknown activation {activation!r}")
+
+
+def output_d(output: str, q: float) -> float:
+    """``d_L = E[a_L'(z_L)^2]`` for ``z_L ~ N(0, q)``."""
+    if output == "identity":
+        return 1.0
+    return gauss_mean(lambda z: (_sigmoid(z) * (1 - _sigmoid(z))) ** 2, q)
+
+
+@dataclass(frozen=True)
+class MeanField:
+    """C7 predictions per layer (arrays of length L)."""
+
+    q: np.ndarray            # second moment per element of h_l (layer input)
+    d: np.ndarray            # second moment per element of delta_l = dD/dz_l
+    chi: np.ndarray          # backward gain delta_l -> delta_{l-1}: kappa_{l-1} v_l f_l (chi_0: v_0 f_0)
+    weight_grad_sq: np.ndarray   # E||dD/dW_l||_F^2 ~ N_l fan_in_l d_l q_l
+    act_grad_sq: np.ndarray      # E||dD/dh_l||^2 ~ numel(h_l) v_l f_l d_l
+
+
+def predict(v, fan_in, f, n_out, n_in, q0: float, activation: str, slope: float,
+            output: str) -> MeanField:
+    """THEORY C7 for a chain of L layers.
+
+    Args:
+        v: per-entry variance of the weight actually used, per layer.
+        fan_in: ``c_in k_h k_w``; f: ``c_out k_h k_w / (s_h s_w)`` (dense: out_features).
+        n_out: ``N_l`` output elements; n_in: ``numel(h_l)`` input elements.
+        q0: ``mean(x^2)``. activation, slope: internal activation; output: ``a_L``.
+    """
+    L = len(v)
+    q, pre = np.zeros(L), np.zeros(L)
+    kf, kb = np.ones(L), np.ones(L)         # kappa of the activation after layer l (l < L-1)
+    q[0] = q0
+    for l in range(L):
+        pre[l] = v[l] * fan_in[l] * q[l]
+        if l < L - 1:
+            kf[l], kb[l] = kappas(activation, slope, pre[l])
+            q[l + 1] = kf[l] * pre[l]
+    d = np.zeros(L)
+    d[L - 1] = output_d(output, pre[L - 1])
+    chi = np.zeros(L)
+    for l in range(L - 1, -1, -1):
+        chi[l] = (kb[l - 1] if l > 0 else 1.0) * v[l] * f[l]
+        if l > 0:
+            d[l - 1] = chi[l] * d[l]
+    v, fan_in, f = map(np.asarray, (v, fan_in, f))
+    return MeanField(q=q, d=d, chi=chi,
+                     weight_grad_sq=np.asarray(n_out) * fan_in * d * q,
+                     act_grad_sq=np.asarray(n_in) * v * f * d)
+
+
+def gaussian_opnorm(m: int, n: int, s: float = 1.0) -> float:
+    """THEORY C5: the Bai-Yin / Gordon value ``s (sqrt m + sqrt n)`` of ``E||W||_op``."""
+    return s * (math.sqrt(m) + math.sqrt(n))
+
+
+def shrink_prediction(scheme: str, c_in: int, c_out: int, k: int = 1, scale: float = 1.0,
+                      s_sqrt_n_over_op: float | None = None) -> float:
+    """THEORY C6b: predicted per-layer SN shrink ``r`` (dense: ``k = 1``, ``c_in = fan_in``).
+
+    sn/ssn: ``sqrt(n)/(sqrt(n) + sqrt(m))`` with ``n = c_in k^2``, ``m = c_out``; bsn/bssn:
+    ``2 sqrt(n) / (sqrt(c_in k^2) + sqrt(c_out) + sqrt(c_out k^2) + sqrt(c_in))``; times ``c``
+    for the scaled ones; sn-conv: ``s sqrt(n)/||Conv||_op`` (pass it as ``s_sqrt_n_over_op``).
+    """
+    n = c_in * k * k
+    if scheme in ("sn", "ssn"):
+        r = math.sqrt(n) / (math.sqrt(n) + math.sqrt(c_out))
+    elif scheme in ("bsn", "bssn"):
+        r = 2 * math.sqrt(n) / (math.sqrt(c_in * k * k) + math.sqrt(c_out)
+                                + math.sqrt(c_out * k * k) + math.sqrt(c_in))
+    elif scheme == "sn-conv":
+        if s_sqrt_n_over_op is None:
+            return math.nan
+        r = s_sqrt_n_over_op
+    else:
+        return math.nan
+    return r * (scale if scheme in ("ssn", "bssn") else 1.0)

@@ -1,0 +1,224 @@
+"""Measurements + theory -> the layers table and the checks table.
+
+The checks table has one row per (claim, seed, layer[, note]) with the fixed columns
+``claim, kind, seed, layer, lhs, rhs, ratio, holds, note``. ``holds`` is True/False for
+asserted kinds (inequality, identity) where the claim applies, and empty for predictions and for
+rows that do not apply (their note says why). For inequalities ``ratio = lhs/rhs`` at the worst
+input; for identities ``ratio = lhs/rhs`` at the input farthest from 1.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .probe import ProbeResult
+from .schemes import SPECTRAL_SCHEMES, kaiming_gain
+from .theory.bounds import (c1_bound, c1_sn_bound, c8_applicable, c8_r2_applicable,
+                            inequality_tol, lambda_L, prod_except)
+from .theory.meanfield import MeanField, predict, shrink_prediction
+
+CHECK_COLUMNS = ["claim", "kind", "seed", "layer", "lhs", "rhs", "ratio", "holds", "note"]
+HOMOGENEOUS = ("relu", "lrelu", "linear")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the theory needs to know beyond the measurements."""
+
+    scheme: str | None        # None for a model of unknown provenance
+    scale: float
+    activation: str
+    slope: float
+    output: str
+    bias: bool
+    eps: float                # machine epsilon of the probe dtype
+
+
+def _row(claim, kind, seed, layer, lhs, rhs, ratio, holds, note=""):
+    return dict(claim=claim, kind=kind, seed=seed, layer=layer, lhs=float(lhs), rhs=float(rhs),
+                ratio=float(ratio), holds=holds, note=note)
+
+
+def _na(claim, kind, seed, layer, why):
+    return _row(claim, kind, seed, layer, math.nan, math.nan, math.nan, "", "not applicable: " + why)
+
+
+def _worst_ratio(lhs: np.ndarray, rhs: np.ndarray) -> tuple[float, float, float]:
+    """(lhs, rhs, lhs/rhs) at the input with the largest ratio; 0/0 counts as ratio 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(rhs > 0, lhs / rhs, np.where(lhs > 0, np.inf, 0.0))
+    j = int(np.argmax(r))
+    return lhs[j], rhs[j], r[j]
+
+
+def _identity_ratio(lhs: np.ndarray, rhs: np.ndarray) -> tuple[float, float, float]:
+    """(lhs, rhs, lhs/rhs) at the input farthest from equality; 0 == 0 counts as ratio 1."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(rhs != 0, lhs / rhs, np.where(lhs == 0, 1.0, np.inf))
+    j = int(np.argmax(np.abs(r - 1)))
+    return lhs[j], rhs[j], r[j]
+
+
+def weight_variance(setting: Setting, info, norms) -> float:
+    """``v_l``: per-entry variance of the weight actually used (THEORY C7)."""
+    n_in, n_out, m = info.fan_in, info.fan_out, info.weight_shape[0]
+    s = setting.scheme
+    if s == "lecun":
+        return 1.0 / n_in
+    if s == "xavier":
+        return 2.0 / (n_in + n_out)
+    if s == "kaiming":
+        return kaiming_gain(setting.activation, setting.slope) ** 2 / n_in
+    if s == "orthogonal":
+        return min(m, n_in) / (m * n_in)
+    if s in SPECTRAL_SCHEMES:        # c^2 s^2 / sigma^2 with raw std s = 1/sqrt(fan_in)
+        c = setting.scale if s in ("ssn", "bssn") else 1.0
+        return c * c / (n_in * norms.sigma_scheme ** 2)
+    return norms.frobenius ** 2 / math.prod(info.weight_shape)   # unknown: realised variance
+
+
+def mean_field(result: ProbeResult, setting: Setting, q0: float) -> tuple[np.ndarray, MeanField]:
+    """(v, C7 predictions) for a probed chain."""
+    v = np.array([weight_variance(setting, i, n) for i, n in zip(result.layers, result.norms)])
+    f = [i.weight_shape[0] * i.kernel[0] * i.kernel[1] / (i.stride[0] * i.stride[1])
+         for i in result.layers]
+    mf = predict(v, [i.fan_in for i in result.layers], f, [i.n_out for i in result.layers],
+                 [math.prod(i.input_shape) for i in result.layers], q0, setting.activation,
+                 setting.slope, setting.output)
+    return v, mf
+
+
+def r_hat(setting: Setting, info, norms) -> float:
+    """THEORY C6a: ``r_hat = c s sqrt(fan_in) / sigma_scheme`` (raw std ``s = 1/sqrt(fan_in)``)."""
+    if setting.scheme not in SPECTRAL_SCHEMES:
+        return math.nan
+    c = setting.scale if setting.scheme in ("ssn", "bssn") else 1.0
+    return c / norms.sigma_scheme
+
+
+def checks(result: ProbeResult, setting: Setting, seed: int, mf: MeanField,
+           twin: ProbeResult | None = None) -> list[dict]:
+    """All first-round checks for one seed: C1, C1-SN, C1a, C6a, C7, C8."""
+    L, g = len(result.layers), result.grads
+    width = max(max(math.prod(i.input_shape), math.prod(i.output_shape)) for i in result.layers)
+    tol = inequality_tol(setting.eps, L, width)
+    lam = lambda_L(setting.output)
+    op = np.array([n.sigma_op for n in result.norms])
+    mu = np.array([i.mu for i in result.layers])
+    bound = c1_bound(g.x_norm, op, mu, lam)
+    rows: list[dict] = []
+    all_dense = all(i.kind == "linear" for i in result.layers)
+    sn_unit = setting.scheme in ("sn", "bsn", "sn-conv")
+    for t, info in enumerate(result.layers):
+        if setting.bias:
+            rows.append(_na("C1", "inequality", seed, t, "biases present (theory is bias-free)"))
+        else:
+            lhs, rhs, r = _worst_ratio(g.weight_grad[t], bound[t])
+            rows.append(_row("C1", "inequality", seed, t, lhs, rhs, r, bool(r <= 1 + tol),
+                             f"worst of {len(g.x_norm)} inputs; tol {tol:.1e}"))
+        if not sn_unit:
+            pass                       # C1-SN is about unit-norm layers only
+        elif setting.bias:
+            rows.append(_na("C1-SN", "inequality", seed, t, "biases present"))
+        elif not all_dense:
+            rows.append(_na("C1-SN", "inequality", seed, t, "conv layers: SN_w operator norms "
+                                                             "can exceed 1 (C8); see C1"))
+        else:
+            sn_b = c1_sn_bound(g.x_norm, L, lam)
+            lhs, rhs, r = _worst_ratio(g.weight_grad[t], sn_b[t])
+            rows.append(_row("C1-SN", "inequality", seed, t, lhs, rhs, r, bool(r <= 1 + tol),
+                             "bound lambda_L*||x||, depth-independent"))
+        if info.kind == "linear":
+            lhs, rhs, r = _identity_ratio(g.weight_grad[t], g.delta[t] * g.h_norm[t])
+            rows.append(_row("C1a", "identity", seed, t, lhs, rhs, r,
+                             bool(abs(r - 1) <= tol), "||dD/dW|| = ||delta|| ||h||"))
+        else:
+            rows.append(_na("C1a", "identity", seed, t, "conv layer (gradient is not rank one)"))
+    rows += _c6a(result, setting, seed, twin, tol)
+    rows += _c7(result, seed, mf)
+    rows += _c8(result, seed, tol)
+    return rows
+
+
+def _c6a(result, setting, seed, twin, tol) -> list[dict]:
+    L = len(result.layers)
+    why = None
+    if setting.scheme not in SPECTRAL_SCHEMES:
+        return []
+    if setting.bias:
+        why = "biases present"
+    elif setting.activation not in HOMOGENEOUS:
+        why = f"activation {setting.activation} is not positively homogeneous"
+    elif setting.output != "identity":
+        why = "sigmoid output is not homogeneous"
+    elif twin is None:
+        why = "no LeCun twin (model of unknown provenance)"
+    if why:
+        return [_na("C6a", "identity", seed, t, why) for t in range(L)]
+    r = np.array([r_hat(setting, i, n) for i, n in zip(result.layers, result.norms)])
+    scale = prod_except(r)
+    rows = []
+    for t in range(L):
+        lhs, rhs, ratio = _identity_ratio(result.grads.weight_grad[t],
+                                          scale[t] * twin.grads.weight_grad[t])
+        rows.append(_row("C6a", "identity", seed, t, lhs, rhs, ratio,
+                         bool(abs(ratio - 1) <= tol), "dD/dW(SN) = prod_{i!=t} r_hat_i dD/dW(LeCun)"))
+    return rows
+
+
+def _c7(result, seed, mf) -> list[dict]:
+    rows = []
+    for t in range(len(result.layers)):
+        meas = math.sqrt(float(np.mean(result.grads.weight_grad[t] ** 2)))
+        pred = math.sqrt(mf.weight_grad_sq[t])
+        rows.append(_row("C7", "prediction", seed, t, meas, pred,
+                         meas / pred if pred > 0 else math.nan, "",
+                         f"rms ||dD/dW|| over {result.grads.weight_grad.shape[1]} inputs vs "
+                         "sqrt(N fan_in d q)"))
+    return rows
+
+
+def _c8(result, seed, tol) -> list[dict]:
+    rows = []
+    for t, (info, n) in enumerate(zip(result.layers, result.norms)):
+        if info.kind != "conv":
+            continue
+        H, W = info.input_shape[1:]
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = info.kernel, info.stride, info.padding, \
+            info.dilation
+        if info.padding_mode != "zeros":
+            rows.append(_na("C8", "inequality", seed, t, f"padding mode {info.padding_mode}"))
+            continue
+        if not (c8_applicable(H, kh, sh, ph, dh) and c8_applicable(W, kw, sw, pw, dw)):
+            rows.append(_na("C8", "inequality", seed, t, "no output's receptive field lies "
+                                                         "inside the input"))
+            continue
+        slack = tol + 10 * max(n.op_residual, 0.0)
+        rows.append(_row("C8", "inequality", seed, t, n.sigma_R, n.sigma_op,
+                         n.sigma_R / n.sigma_op, bool(n.sigma_R <= n.sigma_op * (1 + slack)),
+                         "sigma_R <= ||Conv||_op"))
+        rows.append(_row("C8", "inequality", seed, t, n.sigma_op, info.mu * n.sigma_R,
+                         n.sigma_op / (info.mu * n.sigma_R),
+                         bool(n.sigma_op <= info.mu * n.sigma_R * (1 + slack)),
+                         f"||Conv||_op <= mu sigma_R (mu={info.mu:.3f})"))
+        if c8_r2_applicable(H, kh, sh, ph, dh) and c8_r2_applicable(W, kw, sw, pw, dw):
+            rows.append(_row("C8", "inequality", seed, t, n.sigma_R2, n.sigma_op,
+                             n.sigma_R2 / n.sigma_op,
+                             bool(n.sigma_R2 <= n.sigma_op * (1 + slack)),
+                             "sigma_R2 <= ||Conv||_op (stride 1)"))
+            rows.append(_row("C8", "inequality", seed, t, n.sigma_op, info.mu * n.sigma_R2,
+                             n.sigma_op / (info.mu * n.sigma_R2),
+                             bool(n.sigma_op <= info.mu * n.sigma_R2 * (1 + slack)),
+                             "||Conv||_op <= mu sigma_R2 (stride 1)"))
+    return rows
+
+
+def shrink_pred(setting: Setting, info, norms) -> float:
+    """THEORY C6b predicted shrink ``r`` of a layer (NaN outside the SN family)."""
+    if setting.scheme not in SPECTRAL_SCHEMES:
+        return math.nan
+    k = math.sqrt(info.kernel[0] * info.kernel[1])
+    return shrink_prediction(setting.scheme, info.weight_shape[1], info.weight_shape[0], k,
+                             setting.scale, 1.0 / norms.sigma_scheme)
