@@ -44,6 +44,8 @@ RUN_FLAGS = {
     "--dtype": ("dtype", str, "float64 | float32 (default float64)"),
     "--device": ("device", str, "cpu | cuda | auto (default cpu)"),
     "--spectra-inputs": ("spectra_inputs", int, "inputs that get Jacobian spectra (default 16)"),
+    "--operator-inputs": ("operator_inputs", int, "of those, inputs that get matrix-free "
+                                                  "(conv) spectra (default 1)"),
     "--topk": ("topk", int, "k of top-k/bottom-k for large Jacobians (default 3)"),
 }
 

@@ -35,7 +35,8 @@ def setting_of(spec: RunSpec) -> Setting:
 
 def probe_options(spec: RunSpec, seed: int) -> ProbeOptions:
     return ProbeOptions(spectra_inputs=min(spec.spectra_inputs, spec.batch),
-                        jacobian=JacobianOptions(k=spec.topk, seed=seed), seed=seed)
+                        jacobian=JacobianOptions(k=spec.topk, seed=seed,
+                                                 operator_inputs=spec.operator_inputs), seed=seed)
 
 
 def _probe_seed(spec: RunSpec, seed: int, init: str | None = None,

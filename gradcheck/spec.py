@@ -54,6 +54,7 @@ class RunSpec:
     dtype: str = "float64"            # float64 (default for every check) | float32
     device: str = "cpu"               # cpu | cuda | auto
     spectra_inputs: int = 16          # inputs that get Jacobian spectra (0: none)
+    operator_inputs: int = 1          # ... of which get matrix-free (conv) spectra
     topk: int = 3                     # k of top-k / bottom-k where full spectra are too big
 
     # -- derived ------------------------------------------------------------------------
@@ -147,6 +148,7 @@ def validate(spec: RunSpec) -> RunSpec:
     _int_at_least("image-size", spec.image_size, 1)
     _int_at_least("stride-every", spec.stride_every, 0)
     _int_at_least("spectra-inputs", spec.spectra_inputs, 0)
+    _int_at_least("operator-inputs", spec.operator_inputs, 0)
     if spec.input_dim is not None:
         _int_at_least("input-dim", spec.input_dim, 1)
     for name in ("scale", "slope"):

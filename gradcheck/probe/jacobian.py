@@ -23,6 +23,7 @@ import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh, svds
 from torch import nn
 
+from .._threads import single_threaded
 from .layers import Tape, record
 
 
@@ -59,7 +60,9 @@ class JacobianOptions:
     k: int = 3                      # top-k and bottom-k otherwise
     hutchinson_probes: int = 16
     tol: float = 1e-6               # ARPACK relative tolerance (top/bottom-k)
-    max_matvecs: int = 600
+    max_matvecs: int = 600          # J/J^T products for the top-k solve
+    bottom_matvecs: int = 200       # ... for the bottom-k solve (NaN when not converged)
+    operator_inputs: int = 1        # inputs that get matrix-free spectra (expensive)
     chunk: int = 16                 # inputs per chunk on the chain path
     seed: int = 0
 
@@ -127,6 +130,12 @@ class _Operator:
         self._g = None
         self.matvecs = 0
 
+    def _graph(self) -> None:
+        """Build ``g(u) = J^T u`` once, with a graph, so that ``J v = d<g(u), v>/du``."""
+        if self._g is None:
+            self._g = torch.autograd.grad(self.dst, self.src, self._u, retain_graph=True,
+                                          create_graph=True)[0]
+
     def rmatvec(self, u: torch.Tensor) -> torch.Tensor:   # J^T u
         self.matvecs += 1
         return torch.autograd.grad(self.dst, self.src, u.reshape(self.dst.shape),
@@ -134,21 +143,27 @@ class _Operator:
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:    # J v by the double-vjp trick
         self.matvecs += 1
-        if self._g is None:
-            self._g = torch.autograd.grad(self.dst, self.src, self._u, retain_graph=True,
-                                          create_graph=True)[0]
+        self._graph()
         out = torch.autograd.grad(self._g, self._u, v.reshape(self.src.shape),
                                   retain_graph=True, allow_unused=True)[0]
         return torch.zeros(self.m, dtype=v.dtype) if out is None else out.reshape(-1)
 
     def dense(self, chunk: int = 256) -> torch.Tensor:
-        rows = []
-        eye = torch.eye(self.m, dtype=self.dst.dtype, device=self.dst.device)
-        for s in range(0, self.m, chunk):
-            e = eye[s:s + chunk].reshape(-1, *self.dst.shape)
-            rows.append(torch.autograd.grad(self.dst, self.src, e, retain_graph=True,
-                                            is_grads_batched=True)[0].reshape(e.shape[0], -1))
-        return torch.cat(rows)
+        """The (m, n) matrix, by batched vjps (rows) or batched jvps (columns), thinner side."""
+        if self.m <= self.n:
+            eye = torch.eye(self.m, dtype=self.dst.dtype, device=self.dst.device)
+            rows = [torch.autograd.grad(self.dst, self.src, e.reshape(-1, *self.dst.shape),
+                                        retain_graph=True, is_grads_batched=True)[0]
+                    .reshape(e.shape[0], -1) for e in eye.split(chunk)]
+            self.matvecs += self.m
+            return torch.cat(rows)
+        self._graph()
+        eye = torch.eye(self.n, dtype=self.src.dtype, device=self.src.device)
+        cols = [torch.autograd.grad(self._g, self._u, e.reshape(-1, *self.src.shape),
+                                    retain_graph=True, is_grads_batched=True)[0]
+                .reshape(e.shape[0], -1) for e in eye.split(chunk)]
+        self.matvecs += self.n
+        return torch.cat(cols).T
 
     def scipy(self) -> LinearOperator:
         dt = self.src.dtype
@@ -158,29 +173,60 @@ class _Operator:
                               rmatvec=lambda u: self.rmatvec(to_t(u)).double().numpy())
 
 
+class _BudgetExceeded(Exception):
+    pass
+
+
+def _budgeted(A: LinearOperator, op: "_Operator", budget: int) -> LinearOperator:
+    """``A`` whose products raise ``_BudgetExceeded`` once ``op`` has used ``budget`` more."""
+    limit = op.matvecs + budget
+
+    def guard(fn):
+        def call(v):
+            if op.matvecs >= limit:
+                raise _BudgetExceeded
+            return fn(v)
+        return call
+
+    return LinearOperator(A.shape, matvec=guard(A.matvec), rmatvec=guard(A.rmatvec),
+                          dtype=np.float64)
+
+
 def _operator_spectrum(op: _Operator, opts: JacobianOptions) -> tuple[np.ndarray, float, bool]:
-    """(singular values, msq, full) of one operator."""
+    """(singular values, msq, full) of one operator.
+
+    Full spectrum by dense assembly when small (or when one side is so thin that assembling it
+    costs fewer products than Lanczos would). Otherwise top-k by ``svds`` and bottom-k by
+    ``eigsh`` on the smaller Gram, each within ``max_matvecs`` applications of J or J^T; a solve
+    that runs out of budget gives NaN values (reported as such, never guessed).
+    """
     m, n = op.m, op.n
-    if min(m, n) <= opts.dense_max and m * n <= opts.dense_elems:
+    thin = min(m, n) <= 2 * opts.k + 2
+    if thin or (min(m, n) <= opts.dense_max and m * n <= opts.dense_elems):
         s = torch.linalg.svdvals(op.dense()).double()
         return s.numpy(), float(_msq(s)), True
     A = op.scipy()
     rng = np.random.RandomState(opts.seed)
-    k = min(opts.k, min(m, n) - 2)
-    top = svds(A, k=k, which="LM", tol=opts.tol, v0=rng.standard_normal(min(m, n)),
-               maxiter=opts.max_matvecs, return_singular_vectors=False)
-    small, gram = (n, lambda v: A.rmatvec(A.matvec(v))) if n <= m else \
-        (m, lambda u: A.matvec(A.rmatvec(u)))
-    G = LinearOperator((small, small), matvec=gram, dtype=np.float64)
+    k = opts.k
     try:
-        ev = eigsh(G, k=k, which="SA", tol=opts.tol, v0=rng.standard_normal(small),
-                   maxiter=opts.max_matvecs, return_eigenvectors=False)
-        bottom = np.sqrt(np.clip(ev, 0, None))
-    except ArpackNoConvergence:
+        top = svds(_budgeted(A, op, opts.max_matvecs), k=k, which="LM", tol=opts.tol,
+                   v0=rng.standard_normal(min(m, n)), return_singular_vectors=False)
+        top = np.sort(top)[::-1]
+    except (_BudgetExceeded, ArpackNoConvergence):
+        top = np.full(k, np.nan)
+    small = min(m, n)
+    Ab = _budgeted(A, op, opts.bottom_matvecs)
+    gram = (lambda v: Ab.rmatvec(Ab.matvec(v))) if n <= m else (lambda u: Ab.matvec(Ab.rmatvec(u)))
+    try:
+        ev = eigsh(LinearOperator((small, small), matvec=gram, dtype=np.float64), k=k,
+                   which="SA", tol=opts.tol, v0=rng.standard_normal(small),
+                   return_eigenvectors=False)
+        bottom = np.sort(np.sqrt(np.clip(ev, 0, None)))[::-1]
+    except (_BudgetExceeded, ArpackNoConvergence):
         bottom = np.full(k, np.nan)
     probes = rng.choice([-1.0, 1.0], size=(opts.hutchinson_probes, n))
-    msq = float(np.mean([np.sum(A.matvec(p) ** 2) for p in probes])) / min(m, n)
-    return np.concatenate([np.sort(top)[::-1], np.sort(bottom)[::-1]]), msq, False
+    msq = float(np.mean([np.sum(A.matvec(p) ** 2) for p in probes])) / small
+    return np.concatenate([top, bottom]), msq, False
 
 
 def operator_spectra(model: nn.Module, x1: torch.Tensor, opts: JacobianOptions):
@@ -226,7 +272,9 @@ def jacobian_spectra(model: nn.Module, x: torch.Tensor,
         n = [int(np.prod(h.shape[1:])) for h in first.h]
         return ([mk(loc[i], (n[i + 1] if i + 1 < L else 1, n[i])) for i in range(L)],
                 [mk(cum[i], (n[L - 1], n[i])) for i in range(L - 1)])
-    per_input = [operator_spectra(model, x[b:b + 1], opts) for b in range(x.shape[0])]
+    with single_threaded():
+        per_input = [operator_spectra(model, x[b:b + 1], opts)
+                     for b in range(min(x.shape[0], opts.operator_inputs))]
     out = []
     for which in (0, 1):
         specs = []

@@ -50,9 +50,19 @@ class LayerInfo:
 
     @property
     def mu(self) -> float:
-        """Patch multiplicity ``sqrt(ceil(kh/sh) ceil(kw/sw))`` (THEORY §0; dense 1)."""
-        (kh, kw), (sh, sw) = self.kernel, self.stride
-        return math.sqrt(math.ceil(kh / sh) * math.ceil(kw / sw))
+        """Patch multiplicity ``mu`` of C1 and C8 (dense: 1).
+
+        THEORY's ``sqrt(ceil(kh/sh) ceil(kw/sw))``, or the exact ``sqrt`` of the most patches
+        reading one input pixel where that is larger (dilation > 1, circular/reflect/replicate
+        padding, which THEORY's premise excludes and its formula undercounts).
+        """
+        if self.kind != "conv":
+            return 1.0
+        from ..theory.bounds import exact_patch_multiplicity, patch_multiplicity
+
+        return max(patch_multiplicity(self.kernel, self.stride),
+                   exact_patch_multiplicity(self.input_shape[1:], self.kernel, self.stride,
+                                            self.padding, self.dilation, self.padding_mode))
 
     @property
     def n_out(self) -> int:

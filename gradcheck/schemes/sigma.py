@@ -1,12 +1,10 @@
-"""The three spectral norms of a layer (THEORY §0): ``sigma_R``, ``sigma_R2`` and ``||Conv_K||_op``.
+"""The three spectral norms of a layer (THEORY §0): sigma_R, sigma_R2 and ``||Conv_K||_op``.
 
 - :func:`sigma_R`, :func:`sigma_R2`: exact top singular values of the two kernel reshapes
   (differentiable; what SN_w and BSN divide by).
-- :func:`conv_operator_norm`: the operator norm of the actual linear map ``x -> conv2d(x, K)`` on
-  the actual input size, stride, padding and dilation (SN_Conv). Exact FFT for circular
-  stride-1 "same" convolutions (Sedghi et al. 2019), a dense SVD for tiny inputs, otherwise
-  Lanczos (ARPACK ``eigsh``) on ``A^T A`` in float64 through :func:`conv_forward` /
-  :func:`conv_adjoint`.
+- :func:`conv_operator_norm`: the norm of the actual map ``x -> conv2d(x, K)`` (SN_Conv), by
+  FFT (circular, stride 1; Sedghi et al. 2019), dense SVD (tiny inputs) or float64 Lanczos on
+  ``A^T A`` through :func:`conv_forward` / :func:`conv_adjoint`.
 - :func:`patch_multiplicity`: ``mu`` of THEORY C8, ``sigma_R <= ||Conv_K||_op <= mu sigma_R``.
 """
 from __future__ import annotations
@@ -19,6 +17,9 @@ import torch
 import torch.nn.functional as F
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import Tensor, nn
+
+from .._threads import single_threaded
+from ..theory.bounds import patch_multiplicity  # noqa: F401  (re-exported)
 
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
 DENSE_MAX_NUMEL = 64  # inputs this small use the dense matrix and a full SVD
@@ -77,10 +78,8 @@ def top_singular_vectors(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         fixed so that the largest-magnitude entry of ``v`` is positive.
     """
     U, S, Vh = torch.linalg.svd(matrix.detach(), full_matrices=False)
-    u, v = U[:, 0], Vh[0]
-    if v[v.abs().argmax()] < 0:
-        u, v = -u, -v
-    return S[0], u, v
+    sign = 1.0 if Vh[0, Vh[0].abs().argmax()] >= 0 else -1.0
+    return S[0], sign * U[:, 0], sign * Vh[0]
 
 
 # -- the convolution as a linear map ---------------------------------------------------------
@@ -102,14 +101,11 @@ def conv_padding(module_or_padding, kernel_hw=None, stride=None, dilation=None,
         ValueError: ``'same'`` with stride != 1 or with an odd total padding
             ``dilation * (k - 1)`` (PyTorch would pad asymmetrically), or an empty output.
     """
-    padding = module_or_padding
-    if isinstance(module_or_padding, nn.Conv2d):
-        m = module_or_padding
-        padding = m.padding
-        kernel_hw = m.kernel_size if kernel_hw is None else kernel_hw
-        stride = m.stride if stride is None else stride
-        dilation = m.dilation if dilation is None else dilation
-    stride, dilation = _pair(1 if stride is None else stride), _pair(1 if dilation is None else dilation)
+    padding, m = module_or_padding, module_or_padding
+    if isinstance(m, nn.Conv2d):
+        padding, kernel_hw = m.padding, kernel_hw or m.kernel_size
+        stride, dilation = stride or m.stride, dilation or m.dilation
+    stride, dilation = _pair(stride or 1), _pair(dilation or 1)
     if padding == "valid":
         pad = (0, 0)
     elif padding == "same":
@@ -119,10 +115,9 @@ def conv_padding(module_or_padding, kernel_hw=None, stride=None, dilation=None,
             raise ValueError(f"padding='same' needs stride 1; got stride={stride}")
         totals = [d * (k - 1) for d, k in zip(dilation, _pair(kernel_hw))]
         if any(t % 2 for t in totals):
-            raise ValueError(f"padding='same' with kernel {_pair(kernel_hw)} and dilation "
-                             f"{dilation} needs total padding {tuple(totals)}, which is odd: "
-                             "PyTorch pads asymmetrically and this code supports only symmetric "
-                             "padding")
+            raise ValueError(f"padding='same' with kernel {_pair(kernel_hw)}, dilation {dilation}"
+                             f" needs odd total padding {tuple(totals)}; PyTorch pads that "
+                             "asymmetrically and only symmetric padding is supported")
         pad = (totals[0] // 2, totals[1] // 2)
     elif isinstance(padding, str):
         raise ValueError(f"padding must be an int, a pair, 'valid' or 'same'; got {padding!r}")
@@ -212,10 +207,9 @@ def _fold_kernel(w: Tensor, input_hw, dilation, padding) -> Tensor:
     """Circular cross-correlation kernel on the ``H x W`` torus, ``(c_out, c_in, H, W)``."""
     (H, W), (kh, kw) = input_hw, w.shape[-2:]
     ker = w.new_zeros(w.shape[:2] + (H, W))
-    for i in range(kh):
-        for j in range(kw):  # tap (i, j) reads x[p + d*(i, j) - pad] (mod H, W); aliases add
-            ker[:, :, (dilation[0] * i - padding[0]) % H,
-                (dilation[1] * j - padding[1]) % W] += w[:, :, i, j]
+    for i, j in np.ndindex(kh, kw):  # tap (i, j) reads x[p + d*(i, j) - pad] (mod H, W)
+        ker[:, :, (dilation[0] * i - padding[0]) % H,
+            (dilation[1] * j - padding[1]) % W] += w[:, :, i, j]  # aliased taps add
     return ker
 
 
@@ -245,9 +239,8 @@ def _fft_top(w: Tensor, input_shape, pad, dilation):
     c_in, H, W = input_shape
     symbols = torch.fft.fft2(_fold_kernel(w, (H, W), dilation, pad)).permute(2, 3, 0, 1)
     # y_hat[f] = conj(K_hat[f]) x_hat[f] for a cross-correlation with a real kernel.
-    U, S, Vh = torch.linalg.svd(symbols.conj(), full_matrices=False)
-    f = int(S[..., 0].reshape(-1).argmax())
-    fh, fw = divmod(f, W)
+    _, S, Vh = torch.linalg.svd(symbols.conj(), full_matrices=False)
+    fh, fw = divmod(int(S[..., 0].reshape(-1).argmax()), W)  # first of the tied maxima
     x_hat = torch.zeros(c_in, H, W, dtype=symbols.dtype)
     x_hat[:, fh, fw] = Vh[fh, fw, 0].conj()
     z = torch.fft.ifft2(x_hat)  # complex top singular vector; Re and Im are real ones
@@ -256,9 +249,8 @@ def _fft_top(w: Tensor, input_shape, pad, dilation):
 
 
 def _dense_matrix(fwd, input_shape) -> Tensor:
-    n = math.prod(input_shape)
-    basis = torch.eye(n, dtype=torch.float64).reshape((n,) + tuple(input_shape))
-    return fwd(basis).reshape(n, -1).T  # (m, n)
+    n = math.prod(input_shape)  # (m, n): the map applied to every basis vector
+    return fwd(torch.eye(n, dtype=torch.float64).reshape((n,) + input_shape)).reshape(n, -1).T
 
 
 def _lanczos_top(fwd, adj, input_shape, tol, seed, max_matvecs):
@@ -275,15 +267,12 @@ def _lanczos_top(fwd, adj, input_shape, tol, seed, max_matvecs):
 
     op = LinearOperator((n, n), matvec=normal, dtype=np.float64)
     v0 = np.random.RandomState(seed).standard_normal(n)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # torch's and ARPACK's BLAS thread pools thrash each other (5x)
     try:  # ncv > default 20: top singular values of conv operators are clustered
-        _, vec = eigsh(op, k=1, which="LA", v0=v0, tol=tol, ncv=min(n, 32), maxiter=10 ** 6)
+        with single_threaded():
+            _, vec = eigsh(op, k=1, which="LA", v0=v0, tol=tol, ncv=min(n, 32), maxiter=10**6)
     except ArpackNoConvergence as err:
         raise RuntimeError(f"conv_operator_norm: Lanczos did not converge to tol={tol} "
                            f"after {count[0]} matvecs") from err
-    finally:
-        torch.set_num_threads(threads)
     return torch.from_numpy(vec[:, 0].copy()), count[0]
 
 
@@ -322,8 +311,9 @@ def conv_operator_norm(weight: Tensor, input_shape, stride=(1, 1), padding=(0, 0
     stride, dilation = _pair(stride), _pair(dilation)
     pad = conv_padding(padding, weight.shape[-2:], stride, dilation, input_shape[1:])
     w = weight.detach().to("cpu", torch.float64)
-    fwd = lambda x: conv_forward(w, x, stride, pad, dilation, padding_mode)  # noqa: E731
-    adj = lambda y: conv_adjoint(w, y, input_shape, stride, pad, dilation, padding_mode)  # noqa: E731
+    geometry = (stride, pad, dilation, padding_mode)
+    fwd = lambda x: conv_forward(w, x, *geometry)  # noqa: E731
+    adj = lambda y: conv_adjoint(w, y, input_shape, *geometry)  # noqa: E731
     n = math.prod(input_shape)
     same = all(2 * p == d * (k - 1) for p, d, k in zip(pad, dilation, weight.shape[-2:]))
     if padding_mode == "circular" and stride == (1, 1) and same:
@@ -333,17 +323,15 @@ def conv_operator_norm(weight: Tensor, input_shape, stride=(1, 1), padding=(0, 0
         method, matvecs = "dense", n
         sigma, _, v = top_singular_vectors(_dense_matrix(fwd, input_shape))
         sigma, v = float(sigma), v.reshape(input_shape)
-    else:
-        method = "lanczos"
+    else:  # sigma = sqrt of the Rayleigh quotient v^T A^T A v, below
+        method, sigma = "lanczos", None
         v, matvecs = _lanczos_top(fwd, adj, input_shape, tol, seed, max_matvecs)
         v = (v / v.norm()).reshape(input_shape)
-        sigma = None
     v, matvecs = _canonical_sign(v), matvecs + 2  # + the two below
     av = fwd(v)
     atav = adj(av)
-    rayleigh = float(torch.dot(v.reshape(-1), atav.reshape(-1)))
     if sigma is None:
-        sigma = math.sqrt(max(rayleigh, 0.0))
+        sigma = math.sqrt(max(float(torch.dot(v.reshape(-1), atav.reshape(-1))), 0.0))
     residual = float((atav - sigma ** 2 * v).norm()) / sigma ** 2 if sigma > 0 else 0.0
     u = av / sigma if sigma > 0 else torch.zeros_like(av)
     out = dict(dtype=weight.dtype, device=weight.device)
@@ -367,41 +355,20 @@ def module_operator_norm(module: nn.Conv2d | nn.Linear, input_shape, weight: Ten
         ValueError: ``groups != 1``, or an ``input_shape`` that does not fit ``module``.
         TypeError: any other module.
     """
+    if not isinstance(module, (nn.Conv2d, nn.Linear)):
+        raise TypeError(f"module must be nn.Conv2d or nn.Linear; got {type(module).__name__}")
     weight = module.weight if weight is None else weight
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.Linear):  # all three spectral norms coincide (THEORY §0)
         if tuple(input_shape) != (module.in_features,):
             raise ValueError(f"input_shape for {module} must be ({module.in_features},); "
                              f"got {tuple(input_shape)}")
         w = weight.detach().to("cpu", torch.float64)
         sigma, u, v = top_singular_vectors(w)
-        s2 = float(sigma) ** 2
+        s2, out = float(sigma) ** 2, dict(dtype=weight.dtype, device=weight.device)
         residual = float((w.T @ (w @ v) - s2 * v).norm()) / s2 if s2 > 0 else 0.0
-        out = dict(dtype=weight.dtype, device=weight.device)
         return OperatorNorm(float(sigma), u.to(**out), v.to(**out), residual, 0, "dense")
-    if isinstance(module, nn.Conv2d):
-        if module.groups != 1:
-            raise ValueError(f"module_operator_norm supports groups=1 only; got "
-                             f"groups={module.groups} for {module}")
-        pad = conv_padding(module, input_hw=tuple(input_shape)[-2:])
-        return conv_operator_norm(weight, input_shape, module.stride, pad, module.dilation,
-                                  module.padding_mode, tol=tol, seed=seed)
-    raise TypeError(f"module must be nn.Conv2d or nn.Linear; got {type(module).__name__}")
-
-
-def patch_multiplicity(kernel_hw, stride_hw) -> float:
-    """``mu = sqrt(ceil(k_h / s_h) * ceil(k_w / s_w))`` of THEORY §0 / C1 / C8.
-
-    Each input pixel lies in at most ``mu^2`` patches (dilation 1). Dense layers: pass
-    ``kernel_hw=None`` (or ``(1, 1)``) for ``mu = 1``.
-
-    Args:
-        kernel_hw: int, pair, or ``None`` for a dense layer.
-        stride_hw: int or pair (ignored for dense).
-
-    Returns:
-        ``mu`` as a float.
-    """
-    if kernel_hw is None:
-        return 1.0
-    (kh, kw), (sh, sw) = _pair(kernel_hw), _pair(stride_hw)
-    return math.sqrt(math.ceil(kh / sh) * math.ceil(kw / sw))
+    if module.groups != 1:
+        raise ValueError(f"module_operator_norm needs groups=1; got groups={module.groups}")
+    pad = conv_padding(module, input_hw=tuple(input_shape)[-2:])
+    return conv_operator_norm(weight, input_shape, module.stride, pad, module.dilation,
+                              module.padding_mode, tol=tol, seed=seed)

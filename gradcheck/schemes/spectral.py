@@ -151,9 +151,11 @@ def layer_geometry(module: nn.Conv2d, input_shape: tuple[int, ...]) -> ConvGeome
 def record_input_shapes(model: nn.Module, example: torch.Tensor) -> dict[nn.Module, tuple]:
     """Per-sample input shape of every Linear/Conv2d, from one forward of ``example`` (B, ...)."""
     shapes: dict[nn.Module, tuple] = {}
-    hooks = [m.register_forward_pre_hook(
-        lambda mod, args: shapes.setdefault(mod, tuple(args[0].shape[1:])))
-        for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    def hook(mod, args):
+        shapes.setdefault(mod, tuple(args[0].shape[1:]))   # returns None: input unchanged
+
+    hooks = [m.register_forward_pre_hook(hook) for m in model.modules()
+             if isinstance(m, (nn.Linear, nn.Conv2d))]
     try:
         with torch.no_grad():
             model(example)

@@ -19,9 +19,49 @@ def lambda_L(output: str) -> float:
     return LAMBDA_L[output]
 
 
-def patch_multiplicity(kernel: tuple[int, int], stride: tuple[int, int]) -> float:
-    """``mu = sqrt(ceil(kh/sh) * ceil(kw/sw))`` (THEORY §0; dense layers: 1)."""
-    return math.sqrt(math.ceil(kernel[0] / stride[0]) * math.ceil(kernel[1] / stride[1]))
+def patch_multiplicity(kernel, stride) -> float:
+    """THEORY's ``mu = sqrt(ceil(kh/sh) * ceil(kw/sw))`` (dilation 1, zero padding; dense or
+    ``kernel=None``: 1). Ints or pairs."""
+    if kernel is None:
+        return 1.0
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    sh, sw = (stride, stride) if isinstance(stride, int) else (stride or (1, 1))
+    return math.sqrt(math.ceil(kh / sh) * math.ceil(kw / sw))
+
+
+def _axis_multiplicity(size: int, kernel: int, stride: int, padding: int, dilation: int,
+                       mode: str) -> int:
+    """Max over input pixels of the number of (output, tap) pairs that read it, one axis."""
+    n_out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    count = [0] * size
+    for j in range(max(n_out, 0)):
+        for t in range(kernel):
+            r = j * stride - padding + t * dilation
+            if mode == "circular":
+                r %= size
+            elif mode == "reflect":
+                while r < 0 or r >= size:
+                    r = -r if r < 0 else 2 * (size - 1) - r
+            elif mode == "replicate":
+                r = min(max(r, 0), size - 1)
+            if 0 <= r < size:
+                count[r] += 1
+    return max(count) if count else 0
+
+
+def exact_patch_multiplicity(input_hw, kernel, stride, padding, dilation=(1, 1),
+                             padding_mode: str = "zeros") -> float:
+    """``sqrt`` of the largest number of patches (with repeats) that read one input pixel.
+
+    This is what C1's conv factor and C8's upper bound need (``||P(x)||_F <= mu ||x||``). It
+    equals THEORY's ``mu`` for dilation 1, zero padding and inputs at least a kernel span wide,
+    is smaller on tinier inputs, and stays correct for dilation and circular, reflect and
+    replicate padding, where THEORY's formula undercounts.
+    """
+    return math.sqrt(_axis_multiplicity(input_hw[0], kernel[0], stride[0], padding[0],
+                                        dilation[0], padding_mode)
+                     * _axis_multiplicity(input_hw[1], kernel[1], stride[1], padding[1],
+                                          dilation[1], padding_mode))
 
 
 def prod_except(values: np.ndarray) -> np.ndarray:
