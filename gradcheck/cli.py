@@ -79,7 +79,39 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     r.add_argument("--json", action="store_true", help="print summary.json to stdout")
     r.add_argument("--quiet", action="store_true", help="no progress or tables")
+    pr = sub.add_parser("prove", help="sample random instances of every claim C1-C9",
+                        description="Sample random instances per claim (proofs_numeric) within "
+                        "a time budget; print and write a table (CSV and Markdown).")
+    pr.add_argument("--instances", type=int, default=20, help="instances per claim module "
+                    "(default 20)")
+    pr.add_argument("--budget-seconds", type=float, default=100.0,
+                    help="total time budget, split evenly over the claims (default 100)")
+    pr.add_argument("--seed", type=int, default=0, help="seeds the instance sampler")
+    pr.add_argument("--only", type=str, default=None, help="comma list of claims, e.g. C1,C8")
+    pr.add_argument("--out", type=Path, default=Path("runs/prove"),
+                    help="where prove.csv, prove.md, prove_instances.csv go (default runs/prove)")
+    pr.add_argument("--quiet", action="store_true", help="print only the table")
     return p
+
+
+def cmd_prove(ns) -> int:
+    if ns.instances < 1:
+        raise SpecError(f"argument --instances: must be an integer >= 1; got {ns.instances}")
+    if not ns.budget_seconds > 0:
+        raise SpecError(f"argument --budget-seconds: must be > 0; got {ns.budget_seconds}")
+    from proofs_numeric.runner import claim_modules, markdown, prove
+
+    only = [c.strip().upper() for c in ns.only.split(",")] if ns.only else None
+    known = {m.__name__.split(".")[-1].split("_")[0].upper() for m in claim_modules()}
+    if only and not set(only) <= known:
+        raise SpecError(f"argument --only: must be a comma list of {', '.join(sorted(known))}; "
+                        f"got {ns.only!r}")
+    say = (lambda name, n: None) if ns.quiet else \
+        (lambda name, n: print(f"  {name}: instance {n}", file=sys.stderr, flush=True))
+    table, _ = prove(ns.instances, ns.budget_seconds, ns.seed, ns.out, only, say)
+    print(markdown(table))
+    print(f"written: {ns.out}/prove.csv, prove.md, prove_instances.csv")
+    return 1 if table.verdict.str.startswith("VIOLATED").any() else 0
 
 
 def spec_from_args(ns: argparse.Namespace) -> RunSpec:
@@ -156,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         if ns.command is None:
             parser.print_help()
             return 2
-        return {"run": cmd_run}[ns.command](ns)
+        return {"run": cmd_run, "prove": cmd_prove}[ns.command](ns)
     except (UsageError, SpecError) as e:
         msg = str(e)
         print(f"gradcheck: error: {msg}", file=sys.stderr)

@@ -165,6 +165,13 @@ def record_input_shapes(model: nn.Module, example: torch.Tensor) -> dict[nn.Modu
     return shapes
 
 
+def _layer_seed(seed: int, j: int) -> int:
+    """A 32-bit seed for layer ``j`` of a model seeded ``seed`` (any non-negative int)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), j]).generate_state(1)[0])
+
+
 def apply_spectral(model: nn.Module, scheme: str, example: torch.Tensor, scale: float = 1.0,
                    mode: str = "exact", n_power_iterations: int = 1, tol: float = 1e-10,
                    seed: int = 0) -> nn.Module:
@@ -181,7 +188,7 @@ def apply_spectral(model: nn.Module, scheme: str, example: torch.Tensor, scale: 
             else None
         parametrize.register_parametrization(
             m, "weight", SpectralScaling(m.weight, kind, c, mode, n_power_iterations, geom, tol,
-                                         seed=seed * 1000 + j))
+                                         seed=_layer_seed(seed, j)))
     return model
 
 
