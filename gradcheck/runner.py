@@ -50,7 +50,7 @@ def _probe_seed(spec: RunSpec, seed: int, init: str | None = None,
     return probe(model, x, opts, progress)
 
 
-def layer_rows(result: ProbeResult, setting: Setting, seed: int, v, mf) -> list[dict]:
+def layer_rows(result: ProbeResult, setting: Setting, seed: int, v, mf, mf_pad) -> list[dict]:
     """One row per layer: shapes, the three sigmas, gradient norms, predictions, spectra."""
     g, rows = result.grads, []
     for t, (info, n) in enumerate(zip(result.layers, result.norms)):
@@ -71,7 +71,13 @@ def layer_rows(result: ProbeResult, setting: Setting, seed: int, v, mf) -> list[
                    wgrad_mean=float(np.mean(g.weight_grad[t])), wgrad_rms=wg_rms,
                    wgrad_pred=wg_pred, wgrad_ratio=wg_rms / wg_pred if wg_pred else math.nan,
                    agrad_mean=float(np.mean(g.act_grad[t])), agrad_rms=ag_rms,
-                   agrad_pred=ag_pred, agrad_ratio=ag_rms / ag_pred if ag_pred else math.nan)
+                   agrad_pred=ag_pred, agrad_ratio=ag_rms / ag_pred if ag_pred else math.nan,
+                   wgrad_pred_pad=math.sqrt(mf_pad.weight_grad_sq[t]),
+                   wgrad_ratio_pad=wg_rms / math.sqrt(mf_pad.weight_grad_sq[t])
+                   if mf_pad.weight_grad_sq[t] else math.nan,
+                   agrad_pred_pad=math.sqrt(mf_pad.act_grad_sq[t]),
+                   agrad_ratio_pad=ag_rms / math.sqrt(mf_pad.act_grad_sq[t])
+                   if mf_pad.act_grad_sq[t] else math.nan)
         for name, specs in (("local", result.local), ("cum", result.cumulative)):
             sp = specs[t] if t < len(specs) else None
             row[f"jac_{name}_max"] = float(np.mean(sp.top)) if sp else math.nan
@@ -97,8 +103,10 @@ def run(spec: RunSpec, progress=None) -> RunOutput:
             say(f"seed {seed}: probing the LeCun twin for C6a")
             twin = _probe_seed(spec, seed, init="lecun", spectra=False)
         x = make_inputs(spec, seed)
-        v, mf = mean_field(res, setting, float((x ** 2).mean()))
-        layer_list += layer_rows(res, setting, seed, v, mf)
+        q0 = float((x ** 2).mean())
+        v, mf = mean_field(res, setting, q0)
+        _, mf_pad = mean_field(res, setting, q0, padding_aware=True)
+        layer_list += layer_rows(res, setting, seed, v, mf, mf_pad)
         check_list += checks(res, setting, seed, mf, twin)
         for t in range(len(res.layers)):
             if t < len(res.local):

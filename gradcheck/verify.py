@@ -17,7 +17,7 @@ from .probe import ProbeResult
 from .schemes import SPECTRAL_SCHEMES, kaiming_gain
 from .theory.bounds import (c1_bound, c1_sn_bound, c8_applicable, c8_r2_applicable,
                             inequality_tol, lambda_L, prod_except)
-from .theory.meanfield import MeanField, predict, shrink_prediction
+from .theory.meanfield import MeanField, effective_fans, predict, shrink_prediction
 
 CHECK_COLUMNS = ["claim", "kind", "seed", "layer", "lhs", "rhs", "ratio", "holds", "note"]
 HOMOGENEOUS = ("relu", "lrelu", "linear")
@@ -79,12 +79,21 @@ def weight_variance(setting: Setting, info, norms) -> float:
     return norms.frobenius ** 2 / math.prod(info.weight_shape)   # unknown: realised variance
 
 
-def mean_field(result: ProbeResult, setting: Setting, q0: float) -> tuple[np.ndarray, MeanField]:
-    """(v, C7 predictions) for a probed chain."""
+def mean_field(result: ProbeResult, setting: Setting, q0: float,
+               padding_aware: bool = False) -> tuple[np.ndarray, MeanField]:
+    """(v, C7 predictions) for a probed chain; ``padding_aware`` uses :func:`effective_fans`."""
     v = np.array([weight_variance(setting, i, n) for i, n in zip(result.layers, result.norms)])
-    f = [i.weight_shape[0] * i.kernel[0] * i.kernel[1] / (i.stride[0] * i.stride[1])
-         for i in result.layers]
-    mf = predict(v, [i.fan_in for i in result.layers], f, [i.n_out for i in result.layers],
+    fans, fs = [], []
+    for i in result.layers:
+        if padding_aware and i.kind == "conv":
+            a, b = effective_fans(i.weight_shape[1], i.weight_shape[0], i.input_shape[1:],
+                                  i.kernel, i.stride, i.padding, i.dilation)
+        else:
+            a = i.fan_in
+            b = i.weight_shape[0] * i.kernel[0] * i.kernel[1] / (i.stride[0] * i.stride[1])
+        fans.append(a)
+        fs.append(b)
+    mf = predict(v, fans, fs, [i.n_out for i in result.layers],
                  [math.prod(i.input_shape) for i in result.layers], q0, setting.activation,
                  setting.slope, setting.output)
     return v, mf

@@ -147,6 +147,9 @@ def record(model: nn.Module, x: torch.Tensor) -> Tape:
     layers, modules, weights, hs, zs = [], [], [], [], []
     for i, (mod, inp, z) in enumerate(calls):
         w = mod.weight.detach()
+        if not torch.isfinite(w).all():
+            raise ProbeError(f"layer {names[mod]!r} has non-finite weights (NaN or inf); "
+                             "nothing to probe")
         conv = isinstance(mod, nn.Conv2d)
         if conv:
             from ..schemes.sigma import conv_padding

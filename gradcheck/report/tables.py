@@ -27,6 +27,8 @@ def layer_table(layers: pd.DataFrame, seed: int) -> str:
             ("agrad_rms", "|dD/dh|", ".3e"), ("agrad_pred", "C7 pred", ".3e"),
             ("agrad_ratio", "ratio", ".3f")]
     df = layers[layers.seed == seed]
+    if (df.kind == "conv").any():          # C8: 1 <= sigma_op / sigma_R <= mu
+        cols[7:7] = [("op_over_R", "op/R", ".3f"), ("mu", "mu", ".3g")]
     head = [c[1] for c in cols]
     body = [[_fmt(r[c[0]], c[2]) for c in cols] for _, r in df.iterrows()]
     widths = [max(len(h), *(len(b[j]) for b in body)) for j, h in enumerate(head)]
@@ -80,6 +82,9 @@ def checks_table(summary: dict) -> str:
                      f"{e['ratio_median']:.3f}  max {e['ratio_max']:.3f}")
         elif e["verdict"] == "not applicable":
             extra = ""
+        elif e["kind"] == "identity":
+            extra = (f"worst |ratio - 1| {abs(e['worst_ratio'] - 1):.2e}  "
+                     f"violations {e['violations']}")
         else:
             extra = f"worst ratio {e['worst_ratio']:.6g}  violations {e['violations']}"
         lines.append(f"{claim:6s} {e['kind']:10s} {e['verdict']:18s} "

@@ -94,6 +94,31 @@ def predict(v, fan_in, f, n_out, n_in, q0: float, activation: str, slope: float,
                      act_grad_sq=np.asarray(n_in) * v * f * d)
 
 
+def _axis_pairs(size: int, kernel: int, stride: int, padding: int, dilation: int) -> tuple:
+    """(valid (output, tap) pairs, outputs) along one axis under zero padding."""
+    n_out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    pairs = sum(1 for j in range(max(n_out, 0)) for t in range(kernel)
+                if 0 <= j * stride - padding + t * dilation < size)
+    return pairs, max(n_out, 0)
+
+
+def effective_fans(c_in: int, c_out: int, input_hw, kernel, stride, padding,
+                   dilation=(1, 1)) -> tuple[float, float]:
+    """Zero-padding-aware ``(fan_in, f)`` of a conv layer: averages over positions.
+
+    ``fan_in_eff = c_in * mean over outputs of the taps that land inside the input`` and
+    ``f_eff = c_out * mean over input pixels of the (output, tap) pairs that read it``. Interior
+    values are THEORY C7's ``c_in k_h k_w`` and ``c_out k_h k_w / (s_h s_w)``; on small feature
+    maps the borders lower both, which the stated C7 ignores (our refinement, reported beside
+    it, never in its place).
+    """
+    (ph, nh), (pw, nw) = (_axis_pairs(input_hw[0], kernel[0], stride[0], padding[0], dilation[0]),
+                          _axis_pairs(input_hw[1], kernel[1], stride[1], padding[1], dilation[1]))
+    fan_in = c_in * (ph / nh) * (pw / nw) if nh and nw else 0.0
+    f = c_out * (ph / input_hw[0]) * (pw / input_hw[1])
+    return fan_in, f
+
+
 def gaussian_opnorm(m: int, n: int, s: float = 1.0) -> float:
     """THEORY C5: the Bai-Yin / Gordon value ``s (sqrt m + sqrt n)`` of ``E||W||_op``."""
     return s * (math.sqrt(m) + math.sqrt(n))

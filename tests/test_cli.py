@@ -1,0 +1,173 @@
+"""End-to-end tests of ``gradcheck run``: main(argv), the console script, bad input, files."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradcheck.cli import main
+
+SMALL = ["--depth", "4", "--width", "16", "--batch", "8", "--spectra-inputs", "4", "--no-plots"]
+FILES = ["spec.json", "layers.csv", "checks.csv", "spectra.npz", "summary.json", "timings.json"]
+
+
+def run_main(argv, capsys):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_run_writes_every_file_and_holds(tmp_path, capsys):
+    out = tmp_path / "r"
+    code, stdout, _ = run_main(["run", "--init", "sn", *SMALL, "--out", str(out)], capsys)
+    assert code == 0, stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    checks = pd.read_csv(out / "checks.csv")
+    assert list(checks.columns) == ["claim", "kind", "seed", "layer", "lhs", "rhs", "ratio",
+                                    "holds", "note"]
+    for claim in ("C1", "C1-SN", "C1a", "C6a", "C7"):
+        assert (checks.claim == claim).sum() == 4, claim
+    c1sn = checks[checks.claim == "C1-SN"]
+    assert c1sn.holds.all() and (c1sn.ratio <= 1).all()
+    layers = pd.read_csv(out / "layers.csv")
+    assert len(layers) == 4 and np.allclose(layers.sigma_op, 1.0, rtol=1e-12)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"] == "all asserted claims hold"
+    assert "C1" in stdout and "|dD/dW|" in stdout
+
+
+def test_c1_sn_bound_is_input_norm(tmp_path, capsys):
+    """THEORY C1-SN: with SN the C1 bound of every layer is ||x|| (lambda_L = 1)."""
+    out = tmp_path / "r"
+    assert run_main(["run", "--init", "sn", *SMALL, "--out", str(out)], capsys)[0] == 0
+    checks = pd.read_csv(out / "checks.csv")
+    from gradcheck.build import make_inputs
+    from gradcheck.spec import RunSpec
+
+    spec = RunSpec.from_dict(json.loads((out / "spec.json").read_text()))
+    x_norms = make_inputs(spec, 0).reshape(spec.batch, -1).norm(dim=1).numpy()
+    c1 = checks[checks.claim == "C1"].reset_index(drop=True)
+    c1sn = checks[checks.claim == "C1-SN"].reset_index(drop=True)
+    np.testing.assert_allclose(c1.rhs, c1sn.rhs, rtol=1e-12, atol=0)
+    for rhs in c1sn.rhs:      # the bound at the worst input is that input's norm
+        assert np.min(np.abs(x_norms - rhs) / rhs) < 1e-12
+
+
+def test_same_spec_same_files(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run_main(["run", "--init", "bsn", *SMALL, "--out", str(a)], capsys)[0] == 0
+    assert run_main(["run", "--spec", str(a / "spec.json"), "--no-plots", "--out", str(b)],
+                    capsys)[0] == 0
+    for name in FILES:
+        if name != "timings.json":
+            assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_json_output(tmp_path, capsys):
+    code, stdout, _ = run_main(["run", *SMALL, "--out", str(tmp_path / "r"), "--json"], capsys)
+    assert code == 0
+    assert json.loads(stdout)["claims"]["C1"]["verdict"] == "holds"
+
+
+def test_plots_written(tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["run", "--depth", "3", "--width", "8", "--batch", "4", "--out", str(out), "--quiet"]
+    assert run_main(argv, capsys)[0] == 0
+    for name in ("gradients.png", "spectra.png", "bounds.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG", name
+
+
+def test_conv_and_sngan_report_three_sigmas(tmp_path, capsys):
+    out = tmp_path / "c"
+    argv = ["run", "--arch", "conv", "--init", "sn", "--depth", "3", "--channels", "4",
+            "--image-size", "6", "--batch", "4", "--spectra-inputs", "1", "--no-plots",
+            "--out", str(out)]
+    code, stdout, _ = run_main(argv, capsys)
+    assert code == 0
+    layers = pd.read_csv(out / "layers.csv")
+    conv = layers[layers.kind == "conv"]
+    assert (conv.op_over_R >= 1 - 1e-9).all() and (conv.op_over_R <= conv.mu + 1e-9).all()
+    assert "op/R" in stdout
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["run", "--init", "foo"], "argument --init: must be one of lecun"),
+    (["run", "--depth", "0"], "argument --depth: must be an integer >= 1"),
+    (["run", "--depth", "abc"], "argument --depth"),
+    (["run", "--arch", "sngan", "--depth", "5"], "fixed depth of 8"),
+    (["run", "--scale", "2", "--init", "sn"], "only ssn and bssn take a scale"),
+    (["run", "--seeds", "4-2"], "argument --seeds"),
+    (["run", "--slope", "nan"], "argument --slope"),
+    (["run", "--inputs", "ring", "--arch", "conv"], "argument --inputs"),
+    (["run", "--activation", "gelu"], "argument --activation"),
+    (["run", "--spec", "/nonexistent/spec.json"], "argument --spec: cannot read"),
+    (["run", "--bogus"], "unrecognized arguments"),
+    (["prove", "--instances", "0"], "argument --instances"),
+    (["prove", "--only", "C77"], "argument --only"),
+])
+def test_bad_input_exits_2_with_one_line(argv, needle, tmp_path, capsys):
+    out = tmp_path / "never"
+    code, stdout, stderr = run_main([*argv, "--out", str(out)] if argv[0] == "run" else argv,
+                                    capsys)
+    assert code == 2
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    assert not any(p.name.startswith(".never") for p in tmp_path.iterdir())
+
+
+def test_corrupt_spec_file(tmp_path, capsys):
+    bad = tmp_path / "spec.json"
+    bad.write_text('{"arch": "mlp", "depth": "twenty"}')
+    code, _, err = run_main(["run", "--spec", str(bad), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "argument --depth" in err
+    bad.write_text('{"nonsense": 1}')
+    code, _, err = run_main(["run", "--spec", str(bad), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "unknown field" in err
+
+
+def test_existing_out_needs_force(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "keep").write_text("x")
+    code, _, err = run_main(["run", *SMALL, "--out", str(out)], capsys)
+    assert code == 2 and "--force" in err and (out / "keep").exists()
+    assert run_main(["run", *SMALL, "--out", str(out), "--force"], capsys)[0] == 0
+    assert not (out / "keep").exists()
+
+
+def test_violation_exits_1(tmp_path, capsys, monkeypatch):
+    """A broken bound must turn into exit code 1 and a 'violated' verdict (the checker can fail)."""
+    import gradcheck.verify as verify
+
+    monkeypatch.setattr(verify, "c1_bound", lambda x, op, mu, lam: 0.5 * np.ones(
+        (len(op), len(x))) * 1e-12)
+    code, stdout, _ = run_main(["run", *SMALL, "--out", str(tmp_path / "r")], capsys)
+    assert code == 1 and "violated: C1" in stdout
+
+
+def test_console_script_and_module(tmp_path):
+    exe = shutil.which("gradcheck", path=str(Path(sys.executable).parent)) or "gradcheck"
+    for cmd in ([exe], [sys.executable, "-m", "gradcheck"]):
+        p = subprocess.run([*cmd, "run", *SMALL, "--out", str(tmp_path / cmd[-1].replace(
+            "/", "_")), "--quiet"], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        bad = subprocess.run([*cmd, "run", "--init", "nope"], capture_output=True, text=True,
+                             timeout=300)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+
+
+def test_import_is_light():
+    code = ("import sys, gradcheck, gradcheck.probe, gradcheck.cli, gradcheck.runner; "
+            "print('matplotlib' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ})
+    assert p.stdout.strip() == "False", p.stderr
