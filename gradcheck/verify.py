@@ -45,6 +45,15 @@ def _na(claim, kind, seed, layer, why):
     return _row(claim, kind, seed, layer, math.nan, math.nan, math.nan, "", "not applicable: " + why)
 
 
+def _overflow(claim, kind, seed, layer, values) -> dict | None:
+    """A row saying the measurement overflowed (float32 explosion), or None if all finite."""
+    bad = int((~np.isfinite(values)).sum())
+    if not bad:
+        return None
+    return _row(claim, kind, seed, layer, math.inf, math.nan, math.nan, "",
+                f"overflow: {bad} non-finite per-input values (explosion in this dtype)")
+
+
 def _worst_ratio(lhs: np.ndarray, rhs: np.ndarray) -> tuple[float, float, float]:
     """(lhs, rhs, lhs/rhs) at the input with the largest ratio; 0/0 counts as ratio 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -121,8 +130,11 @@ def checks(result: ProbeResult, setting: Setting, seed: int, mf: MeanField,
     all_dense = all(i.kind == "linear" for i in result.layers)
     sn_unit = setting.scheme in ("sn", "bsn", "sn-conv")
     for t, info in enumerate(result.layers):
+        over = _overflow("C1", "inequality", seed, t, g.weight_grad[t])
         if setting.bias:
             rows.append(_na("C1", "inequality", seed, t, "biases present (theory is bias-free)"))
+        elif over:
+            rows.append(over)
         else:
             lhs, rhs, r = _worst_ratio(g.weight_grad[t], bound[t])
             rows.append(_row("C1", "inequality", seed, t, lhs, rhs, r, bool(r <= 1 + tol),
@@ -134,12 +146,16 @@ def checks(result: ProbeResult, setting: Setting, seed: int, mf: MeanField,
         elif not all_dense:
             rows.append(_na("C1-SN", "inequality", seed, t, "conv layers: SN_w operator norms "
                                                              "can exceed 1 (C8); see C1"))
+        elif over:
+            rows.append(dict(over, claim="C1-SN"))
         else:
             sn_b = c1_sn_bound(g.x_norm, L, lam)
             lhs, rhs, r = _worst_ratio(g.weight_grad[t], sn_b[t])
             rows.append(_row("C1-SN", "inequality", seed, t, lhs, rhs, r, bool(r <= 1 + tol),
                              "bound lambda_L*||x||, depth-independent"))
-        if info.kind == "linear":
+        if info.kind == "linear" and over:
+            rows.append(dict(over, claim="C1a", kind="identity"))
+        elif info.kind == "linear":
             lhs, rhs, r = _identity_ratio(g.weight_grad[t], g.delta[t] * g.h_norm[t])
             rows.append(_row("C1a", "identity", seed, t, lhs, rhs, r,
                              bool(abs(r - 1) <= tol), "||dD/dW|| = ||delta|| ||h||"))
@@ -170,6 +186,11 @@ def _c6a(result, setting, seed, twin, tol) -> list[dict]:
     scale = prod_except(r)
     rows = []
     for t in range(L):
+        over = _overflow("C6a", "identity", seed, t, np.concatenate(
+            [result.grads.weight_grad[t], scale[t] * twin.grads.weight_grad[t]]))
+        if over:
+            rows.append(over)
+            continue
         lhs, rhs, ratio = _identity_ratio(result.grads.weight_grad[t],
                                           scale[t] * twin.grads.weight_grad[t])
         rows.append(_row("C6a", "identity", seed, t, lhs, rhs, ratio,
@@ -180,6 +201,10 @@ def _c6a(result, setting, seed, twin, tol) -> list[dict]:
 def _c7(result, seed, mf) -> list[dict]:
     rows = []
     for t in range(len(result.layers)):
+        over = _overflow("C7", "prediction", seed, t, result.grads.weight_grad[t])
+        if over:
+            rows.append(over)
+            continue
         meas = math.sqrt(float(np.mean(result.grads.weight_grad[t] ** 2)))
         pred = math.sqrt(mf.weight_grad_sq[t])
         rows.append(_row("C7", "prediction", seed, t, meas, pred,

@@ -171,3 +171,15 @@ def test_import_is_light():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ})
     assert p.stdout.strip() == "False", p.stderr
+
+
+def test_float32_overflow_is_reported_not_crashed(tmp_path, capsys):
+    """ssn with c = 4 on a linear net doubles the signal per layer: 2^150 overflows float32."""
+    out = tmp_path / "r"
+    argv = ["run", "--dtype", "float32", "--init", "ssn", "--scale", "4", "--activation",
+            "linear", "--depth", "150", "--width", "8", "--batch", "4", "--spectra-inputs", "2",
+            "--no-plots", "--out", str(out)]
+    code, stdout, _ = run_main(argv, capsys)
+    assert code == 0, stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overflow_rows"] > 0 and "explosion" in summary["verdict"]

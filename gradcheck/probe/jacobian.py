@@ -108,14 +108,27 @@ def _msq(s: torch.Tensor) -> torch.Tensor:
     return (s ** 2).mean(dim=-1)
 
 
+def _svdvals(m: torch.Tensor) -> torch.Tensor:
+    """Batched ``svdvals``; matrices with non-finite entries (float32 overflow: explosion is a
+    measurement, not a crash) get singular values ``inf``."""
+    bad = ~torch.isfinite(m).flatten(-2).all(-1)
+    if not bad.any():
+        return torch.linalg.svdvals(m)
+    out = torch.full((*m.shape[:-2], min(m.shape[-2:])), float("inf"), dtype=m.dtype,
+                     device=m.device)
+    if (~bad).any():
+        out[~bad] = torch.linalg.svdvals(m[~bad])
+    return out
+
+
 def chain_spectra(mats: list[torch.Tensor]) -> tuple[list[tuple], list[tuple]]:
     """(local, cumulative) lists of (singular values (B, k), msq (B,)) from the chain matrices."""
-    local = [(s := torch.linalg.svdvals(m), _msq(s)) for m in mats]
+    local = [(s := _svdvals(m), _msq(s)) for m in mats]
     cumulative: list[tuple] = []
     C = None
     for i in range(len(mats) - 2, -1, -1):
         C = mats[i] if C is None else C @ mats[i]
-        s = torch.linalg.svdvals(C)
+        s = _svdvals(C)
         cumulative.append((s, _msq(s)))
     return local, cumulative[::-1]
 
@@ -203,7 +216,7 @@ def _operator_spectrum(op: _Operator, opts: JacobianOptions) -> tuple[np.ndarray
     m, n = op.m, op.n
     thin = min(m, n) <= 2 * opts.k + 2
     if thin or (min(m, n) <= opts.dense_max and m * n <= opts.dense_elems):
-        s = torch.linalg.svdvals(op.dense()).double()
+        s = _svdvals(op.dense()).double()
         return s.numpy(), float(_msq(s)), True
     A = op.scipy()
     rng = np.random.RandomState(opts.seed)

@@ -18,9 +18,12 @@ def summarize(result: RunOutput) -> dict:
     """The headline: per-claim verdicts and worst ratios, vanishing rates, versions."""
     claims = claim_summary(result.checks)
     violated = [c for c, e in claims.items() if e["verdict"] == "violated"]
+    overflow = sum(e.get("overflow", 0) for e in claims.values())
+    verdict = "violated: " + ", ".join(violated) if violated else "all asserted claims hold"
+    if overflow:
+        verdict += f" ({overflow} rows overflowed in {result.spec.dtype}: explosion)"
     return dict(
-        verdict="violated: " + ", ".join(violated) if violated else "all asserted claims hold",
-        claims=claims, vanishing_rate=vanishing_rates(result.layers),
+        verdict=verdict, violated=violated, overflow_rows=int(overflow), claims=claims, vanishing_rate=vanishing_rates(result.layers),
         n_layers=int(result.spec.n_layers), seeds=list(result.spec.seeds),
         versions=dict(gradcheck=__version__, torch=torch.__version__, numpy=np.__version__,
                       scipy=scipy.__version__, python=platform.python_version()))

@@ -41,10 +41,13 @@ def claim_summary(checks: pd.DataFrame) -> dict:
     out = {}
     for claim, df in checks.groupby("claim", sort=False):
         kind = df.kind.iloc[0]
-        app = df[df.note.str.startswith("not applicable") == False]  # noqa: E712
-        entry = dict(kind=kind, rows=int(len(df)), applicable=int(len(app)))
+        over = df.note.str.startswith("overflow")
+        app = df[(df.note.str.startswith("not applicable") == False) & ~over]  # noqa: E712
+        entry = dict(kind=kind, rows=int(len(df)), applicable=int(len(app)),
+                     overflow=int(over.sum()))
         if len(app) == 0:
-            entry.update(verdict="not applicable", worst_ratio=None)
+            entry.update(verdict="overflow" if entry["overflow"] else "not applicable",
+                         worst_ratio=None)
         elif kind in ASSERTED:
             bad = int((app.holds == False).sum())  # noqa: E712
             dev = (app.ratio if kind == "inequality" else (app.ratio - 1).abs())
@@ -80,13 +83,15 @@ def checks_table(summary: dict) -> str:
         if e["verdict"] == "measured/predicted":
             extra = (f"measured/predicted min {e['ratio_min']:.3f}  median "
                      f"{e['ratio_median']:.3f}  max {e['ratio_max']:.3f}")
-        elif e["verdict"] == "not applicable":
+        elif e["verdict"] in ("not applicable", "overflow"):
             extra = ""
         elif e["kind"] == "identity":
             extra = (f"worst |ratio - 1| {abs(e['worst_ratio'] - 1):.2e}  "
                      f"violations {e['violations']}")
         else:
             extra = f"worst ratio {e['worst_ratio']:.6g}  violations {e['violations']}"
+        if e.get("overflow"):
+            extra += f"  ({e['overflow']} rows overflowed: explosion in this dtype)"
         lines.append(f"{claim:6s} {e['kind']:10s} {e['verdict']:18s} "
                      f"{e['applicable']:>4d}/{e['rows']:<4d} rows  {extra}")
     return "\n".join(lines)
