@@ -10,7 +10,8 @@
   its parametrization (e.g. the SN map ``W -> c W / sigma(W)``). Measured and reported; THEORY
   states no bound for it.
 - :func:`raw_weight_grads`: per-input gradients ``dD(x_b)/dW_raw`` by autograd through the
-  parametrization (the left side of THEORY C3a).
+  parametrization (the left side of THEORY C3a); :func:`effective_weight_grads`: the same
+  w.r.t. the effective weights (the ``G`` of C3a, and both sides of C2a).
 
 Nothing is written onto the modules: hooks are removed when each call returns, and the model's
 training flag is restored (it is put in eval mode, as in :func:`gradcheck.probe.probe`).
@@ -250,4 +251,22 @@ def raw_weight_grads(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-__all__ = ["EXACT_MAX", "weight_hessian_opnorm", "raw_weight_hessian_opnorm", "raw_weight_grads"]
+def effective_weight_grads(model: nn.Module, x: torch.Tensor
+                           ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``(D, [dD(x_b)/dW_t])``: outputs ``(B,)`` and per-input gradients w.r.t. the EFFECTIVE
+    weights, each ``(B, *W_t.shape)``, by the engine's path (one backward to every ``z_t``, then
+    :func:`gradcheck.probe.per_sample_weight_grads`). The ``G`` of THEORY C3a is ``c`` times
+    these for a layer ``W_eff = c W / sigma(W)``.
+    """
+    from .gradients import per_sample_weight_grads
+
+    with _eval(model), single_threaded():
+        tape = record(model, x)
+        deltas = torch.autograd.grad(tape.D.sum(), tape.z, allow_unused=True)
+        grads = [per_sample_weight_grads(m, w, h, d if d is not None else torch.zeros_like(z))
+                 for m, w, h, d, z in zip(tape.modules, tape.weights, tape.h, deltas, tape.z)]
+    return tape.D.detach(), [g.detach() for g in grads]
+
+
+__all__ = ["EXACT_MAX", "weight_hessian_opnorm", "raw_weight_hessian_opnorm", "raw_weight_grads",
+           "effective_weight_grads"]
