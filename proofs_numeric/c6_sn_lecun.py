@@ -1,0 +1,137 @@
+"""THEORY C6: the SN family is the LeCun network up to a per-layer shrink.
+
+An instance is a random bias-free, positively homogeneous net (dense or conv, 1-5 layers;
+relu / leaky relu / linear inside, identity output) under one of sn, bsn, ssn, bssn, sn-conv
+(exact sigma), and its LeCun twin drawn with the same seed, hence the same raw directions ``Z``.
+Both are probed by the engine on the same 6 Gaussian inputs.
+
+- ``C6a`` (identity, asserted): per layer ``t``, at the input farthest from equality,
+  ``||dD/dW_t||(SN) = prod_{i != t} r_hat_i ||dD/dW_t||(LeCun)`` with
+  ``r_hat_i = c / sigma_scheme_i`` (raw std ``s_i = 1/sqrt(fan_in_i)``, so
+  ``r_hat_i = c s_i sqrt(fan_in_i) / sigma_scheme_i``); plus one row for the output,
+  ``D(SN) = prod_i r_hat_i D(LeCun)`` (norm over the inputs). Slack
+  :func:`gradcheck.theory.bounds.inequality_tol` (float64).
+- ``C6b`` (prediction, not asserted): per layer, the measured ``r_hat_i`` (realised sigma) vs
+  :func:`gradcheck.theory.meanfield.shrink_prediction`. Conv layers under sn-conv are skipped
+  (THEORY gives no closed form for ``||Conv||_op``); a dense layer under sn-conv is SN exactly and
+  is compared with the SN prediction.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from gradcheck.models import Discriminator, make_activation
+from gradcheck.probe import ProbeOptions, probe
+from gradcheck.schemes import apply_scheme
+from gradcheck.theory.bounds import inequality_tol, prod_except
+from gradcheck.theory.meanfield import shrink_prediction
+
+from ._base import identity, prediction
+
+CLAIMS = {"C6a": "identity", "C6b": "prediction"}
+SN_SCHEMES = ("sn", "bsn", "ssn", "bssn", "sn-conv")
+HOMOGENEOUS = ("relu", "lrelu", "linear")
+EPS = float(torch.finfo(torch.float64).eps)
+N_INPUTS = 6
+#: Inputs are drawn from seed + this offset: with the weights' own seed they would equal the
+#: first rows of the first layer's raw Gaussian draw Z (strongly aligned with W_1).
+INPUT_SEED_OFFSET = 10_000
+
+
+def sample(rng: np.random.Generator) -> dict:
+    conv = bool(rng.random() < 0.5)
+    return dict(
+        conv=conv, depth=int(rng.integers(1, 6)), seed=int(rng.integers(0, 2**31)),
+        widths=[int(w) for w in rng.integers(1, 9 if conv else 65, size=6)],
+        kernels=[int(k) for k in rng.integers(1, 6, size=6)],
+        strides=[int(s) for s in rng.integers(1, 4, size=6)],
+        paddings=[int(p) for p in rng.integers(0, 3, size=6)],
+        image=int(rng.integers(4, 10)),
+        activation=str(rng.choice(HOMOGENEOUS)), slope=float(rng.uniform(0, 1)),
+        scheme=str(rng.choice(SN_SCHEMES)), scale=float(rng.uniform(0.5, 2.0)))
+
+
+def architecture(p: dict) -> tuple[Discriminator, tuple[int, ...]]:
+    """Bias-free model (float64, PyTorch init, not yet drawn) and the shape of one input.
+
+    Conv: ``depth - 1`` square convs (layers that would not fit the image are dropped), then
+    Flatten and a dense head; dense: ``depth`` Linear layers, widths from ``p['widths']``. The
+    output activation is the identity (C6a needs homogeneity).
+    """
+    layers: list[nn.Module] = []
+    if p["conv"]:
+        c, size = p["widths"][5] % 3 + 1, p["image"]
+        shape = (c, size, size)
+        for i in range(p["depth"] - 1):
+            k, s = p["kernels"][i], p["strides"][i]
+            pad = min(p["paddings"][i], k - 1)
+            if size + 2 * pad < k:
+                break
+            layers += [nn.Conv2d(c, p["widths"][i], k, stride=s, padding=pad, bias=False),
+                       make_activation(p["activation"], p["slope"])]
+            c, size = p["widths"][i], (size + 2 * pad - k) // s + 1
+        layers += [nn.Flatten(), nn.Linear(c * size * size, 1, bias=False)]
+    else:
+        n = p["widths"][0]
+        shape = (n,)
+        for i in range(1, p["depth"]):
+            layers += [nn.Linear(n, p["widths"][i], bias=False),
+                       make_activation(p["activation"], p["slope"])]
+            n = p["widths"][i]
+        layers += [nn.Linear(n, 1, bias=False)]
+    return Discriminator(*layers).double(), shape
+
+
+def build(p: dict, scheme: str) -> tuple[nn.Module, torch.Tensor]:
+    """The instance's model under ``scheme`` (same seed -> same raw ``Z``) and its inputs."""
+    model, shape = architecture(p)
+    gen = torch.Generator().manual_seed(p["seed"] + INPUT_SEED_OFFSET)
+    x = torch.randn((N_INPUTS, *shape), generator=gen, dtype=torch.float64)
+    apply_scheme(model, scheme, x, seed=p["seed"], scale=p["scale"], activation=p["activation"],
+                 slope=p["slope"])
+    return model, x
+
+
+def _c(p: dict) -> float:
+    return p["scale"] if p["scheme"] in ("ssn", "bssn") else 1.0
+
+
+def _worst_identity(lhs: np.ndarray, rhs: np.ndarray) -> int:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(rhs != 0, lhs / rhs, np.where(lhs == 0, 1.0, np.inf))
+    return int(np.argmax(np.abs(r - 1)))
+
+
+def instance(p: dict) -> list:
+    sn_model, x = build(p, p["scheme"])
+    lecun_model, _ = build(p, "lecun")
+    opts = ProbeOptions(spectra=False)
+    sn, lc = probe(sn_model, x, opts), probe(lecun_model, x, opts)
+    L = len(sn.layers)
+    width = max(max(math.prod(i.input_shape), math.prod(i.output_shape)) for i in sn.layers)
+    tol = inequality_tol(EPS, L, width)
+    r = np.array([_c(p) / n.sigma_scheme for n in sn.norms])
+    scale = prod_except(r)
+    out = []
+    for t in range(L):
+        a, b = sn.grads.weight_grad[t], scale[t] * lc.grads.weight_grad[t]
+        j = _worst_identity(a, b)
+        out.append(identity("C6a", a[j], b[j], tol, p,
+                            f"layer {t}: ||dD/dW_t||(SN) = prod_(i!=t) r_hat_i ||dD/dW_t||(LeCun)"))
+    d_sn, d_lc = np.linalg.norm(sn.grads.D), float(np.prod(r)) * np.linalg.norm(lc.grads.D)
+    out.append(identity("C6a", d_sn, d_lc, tol, p, "output: ||D(SN)|| = prod_i r_hat_i ||D(LeCun)||"))
+    for t, info in enumerate(sn.layers):
+        conv = info.kind == "conv"
+        if p["scheme"] == "sn-conv" and conv:
+            continue
+        scheme = "sn" if p["scheme"] == "sn-conv" else p["scheme"]
+        c_out, c_in = info.weight_shape[:2]
+        pred = shrink_prediction(scheme, c_in, c_out, info.kernel[0], p["scale"])
+        out.append(prediction("C6b", r[t], pred, p,
+                              f"layer {t} ({info.kind} {tuple(info.weight_shape)}): measured "
+                              f"r_hat = c/sigma (realised) vs C5-based r"))
+    return out

@@ -1,0 +1,75 @@
+"""THEORY C7: mean-field prediction of per-layer gradient norms across depth (prediction).
+
+An instance is a bias-free MLP of depth 2-8 and width 64-256 (input dimension 16..width) under
+one of lecun, xavier, kaiming, orthogonal, sn, bsn, ssn, bssn, with a relu / leaky relu / tanh /
+linear inside and an identity or sigmoid output, probed on 32 Gaussian inputs. One row per
+layer: measured ``sqrt(mean_x ||dD/dW_l||_F^2)`` (rms over the inputs, one weight draw) vs the
+prediction ``sqrt(N_l fan_in_l d_l q_{l-1})`` of :func:`gradcheck.theory.meanfield.predict`, with
+``v_l`` from :func:`gradcheck.verify.weight_variance` (SN family: the realised sigma) and
+``q_0 = mean(x^2)``. Nothing is asserted: the ratio is reported (THEORY says 0.8-1.3 at width
+256, depth 10). Its spread comes from one weight draw and 32 inputs and grows like
+``sqrt(depth / width)``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from gradcheck.models import mlp
+from gradcheck.probe import ProbeOptions, probe
+from gradcheck.schemes import apply_scheme
+from gradcheck.verify import Setting, mean_field
+
+from ._base import prediction
+
+CLAIMS = {"C7": "prediction"}
+SCHEMES = ("lecun", "xavier", "kaiming", "orthogonal", "sn", "bsn", "ssn", "bssn")
+ACTIVATIONS = ("relu", "lrelu", "tanh", "linear")
+N_INPUTS = 32
+#: Inputs are drawn from seed + this offset: with the weights' own seed they would equal the
+#: first rows of the first layer's raw Gaussian draw Z (strongly aligned with W_1).
+INPUT_SEED_OFFSET = 10_000
+
+
+def sample(rng: np.random.Generator) -> dict:
+    width = int(rng.integers(64, 257))
+    return dict(depth=int(rng.integers(2, 9)), width=width,
+                input_dim=int(rng.integers(16, width + 1)), seed=int(rng.integers(0, 2**31)),
+                activation=str(rng.choice(ACTIVATIONS)), slope=float(rng.uniform(0, 0.5)),
+                output=str(rng.choice(["identity", "sigmoid"])), scheme=str(rng.choice(SCHEMES)),
+                scale=float(rng.uniform(0.8, 2.0)))
+
+
+def build(p: dict) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The instance's float64 MLP with its scheme applied, and its Gaussian inputs."""
+    model = mlp(p["depth"], p["width"], p["input_dim"], p["activation"], p["slope"],
+                p["output"]).double()
+    gen = torch.Generator().manual_seed(p["seed"] + INPUT_SEED_OFFSET)
+    x = torch.randn((N_INPUTS, p["input_dim"]), generator=gen, dtype=torch.float64)
+    apply_scheme(model, p["scheme"], x, seed=p["seed"], scale=p["scale"],
+                 activation=p["activation"], slope=p["slope"])
+    return model.eval(), x
+
+
+def setting(p: dict) -> Setting:
+    return Setting(scheme=p["scheme"], scale=p["scale"] if p["scheme"] in ("ssn", "bssn") else 1.0,
+                   activation=p["activation"], slope=p["slope"], output=p["output"], bias=False,
+                   eps=float(torch.finfo(torch.float64).eps))
+
+
+def measured_and_predicted(p: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``(L,)`` rms ``||dD/dW_l||_F`` over the inputs and its C7 prediction."""
+    model, x = build(p)
+    res = probe(model, x, ProbeOptions(spectra=False))
+    _, mf = mean_field(res, setting(p), float((x ** 2).mean()))
+    return np.sqrt(np.mean(res.grads.weight_grad ** 2, axis=1)), np.sqrt(mf.weight_grad_sq)
+
+
+def instance(p: dict) -> list:
+    meas, pred = measured_and_predicted(p)
+    return [prediction("C7", meas[t], pred[t], p,
+                       f"layer {t} of {len(meas)}: rms ||dD/dW|| over {N_INPUTS} inputs vs "
+                       f"sqrt(N fan_in d q); {p['scheme']}/{p['activation']}/{p['output']}")
+            for t in range(len(meas)) if math.isfinite(pred[t])]
