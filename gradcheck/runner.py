@@ -81,8 +81,11 @@ def layer_rows(result: ProbeResult, setting: Setting, seed: int, v, mf, mf_pad) 
         for name, specs in (("local", result.local), ("cum", result.cumulative)):
             sp = specs[t] if t < len(specs) else None
             row[f"jac_{name}_max"] = float(np.mean(sp.top)) if sp else math.nan
-            row[f"jac_{name}_min"] = float(np.nanmean(sp.bottom)) if sp and \
-                np.isfinite(sp.bottom).any() else math.nan
+            nz = sp.smallest_nonzero(setting.eps) if sp else np.array([math.nan])
+            row[f"jac_{name}_min"] = float(np.nanmean(nz)) if np.isfinite(nz).any() \
+                else math.nan
+            row[f"jac_{name}_rank"] = float(np.mean(sp.rank_fraction(setting.eps))) if sp \
+                else math.nan
             row[f"jac_{name}_msq"] = float(np.mean(sp.msq)) if sp else math.nan
             row[f"jac_{name}_method"] = sp.method if sp else ""
         rows.append(row)

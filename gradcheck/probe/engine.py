@@ -62,15 +62,15 @@ def probe(model: nn.Module, x: torch.Tensor, opts: ProbeOptions = ProbeOptions()
                 tape = record(model, x[s:s + opts.chunk])
                 first = first or tape
                 parts.append(gradient_norms(tape, opts.max_elements))
-            say("gradients")
+            say("gradient norms done")
             norms = tuple(layer_norms(info, mod, w, opts.op_tol, opts.seed)
                           for info, mod, w in zip(first.layers, first.modules, first.weights))
-            say("spectral norms")
+            say("spectral norms done")
             local = cumulative = ()
             if opts.spectra and opts.spectra_inputs > 0:
                 local, cumulative = jacobian_spectra(model, x[:opts.spectra_inputs],
-                                                     opts.jacobian)
-                say("jacobian spectra")
+                                                     opts.jacobian, progress)
+                say("Jacobian spectra done")
         return ProbeResult(tuple(first.layers), norms, _concat_grads(parts), tuple(local),
                            tuple(cumulative))
     finally:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .._threads import single_threaded
 from .layers import ProbeError, layer_apply, record
@@ -40,6 +41,15 @@ def _eval(model: nn.Module):
         yield
     finally:
         model.train(was)
+
+
+@contextlib.contextmanager
+def _frozen(model: nn.Module):
+    """Eval mode, one thread, and parametrized weights computed once (``parametrize.cached``):
+    every other layer's weight is a constant of the Hessian, and recomputing an exact
+    ``sn-conv`` divisor (a Lanczos solve) on each of the many forwards dominated the cost."""
+    with _eval(model), single_threaded(), parametrize.cached():
+        yield
 
 
 def _layer(model: nn.Module, x1: torch.Tensor, layer_index: int):
@@ -127,15 +137,10 @@ def _power_opnorm(matvec, v0: np.ndarray, tol: float, max_iter: int) -> float:
 def _opnorm(f, w0: torch.Tensor, exact_max: int, tol: float, seed: int, max_iter: int) -> float:
     """Largest ``|eig|`` of the Hessian of ``f`` at ``w0``: dense if small, else Lanczos.
 
-    Single-threaded: the layers are small and torch's and the BLAS's thread pools, contending
-    on a loaded machine, made one dense Hessian 100x slower (measured: 0.7 s vs 0.005 s).
+    Callers run it single-threaded: the layers are small, and torch's and the BLAS's thread
+    pools contending on a loaded machine made one dense Hessian 100x slower (measured: 0.7 s vs
+    0.005 s).
     """
-    with single_threaded():
-        return _opnorm_impl(f, w0, exact_max, tol, seed, max_iter)
-
-
-def _opnorm_impl(f, w0: torch.Tensor, exact_max: int, tol: float, seed: int,
-                 max_iter: int) -> float:
     n = w0.numel()
     if n <= exact_max:
         flat = w0.detach().reshape(-1).clone()
@@ -165,7 +170,7 @@ def weight_hessian_opnorm(model: nn.Module, x1: torch.Tensor, layer_index: int,
     Returns:
         The largest absolute eigenvalue of the ``(n, n)`` Hessian, ``n = numel(W_t)``.
     """
-    with _eval(model):
+    with _frozen(model):
         module, w = _layer(model, x1, layer_index)
         f = _output_as(model, module, x1, lambda var: var)
         return _opnorm(f, w, exact_max, tol, seed, max_iter)
@@ -207,7 +212,7 @@ def raw_weight_hessian_opnorm(model: nn.Module, x1: torch.Tensor, layer_index: i
     Raises:
         ProbeError: exact ``sn-conv`` on a conv layer (its second derivative is not available).
     """
-    with _eval(model):
+    with _frozen(model):
         module, _ = _layer(model, x1, layer_index)
         raw, chain = _parametrization_chain(module)
         f = _output_as(model, module, x1, chain)

@@ -50,6 +50,24 @@ class Spectrum:
     def bottom(self) -> np.ndarray:
         return self.values[:, -1]
 
+    def numerical_zero(self, eps: float) -> np.ndarray:
+        """Per input, the threshold ``sigma_max * max(m, n) * eps`` below which a singular
+        value is numerically zero (ReLU Jacobians are rank-deficient: dead units)."""
+        return self.top * max(self.shape) * eps
+
+    def smallest_nonzero(self, eps: float) -> np.ndarray:
+        """Per input, the smallest singular value above :meth:`numerical_zero` (NaN if none)."""
+        v = np.where(self.values > self.numerical_zero(eps)[:, None], self.values, np.nan)
+        with np.errstate(all="ignore"):
+            return np.where(np.isnan(v).all(axis=1), np.nan,
+                            np.nanmin(np.where(np.isnan(v), np.inf, v), axis=1))
+
+    def rank_fraction(self, eps: float) -> np.ndarray:
+        """Per input, numerical rank / min(m, n) (full spectra only; NaN otherwise)."""
+        if not self.full:
+            return np.full(len(self.values), np.nan)
+        return (self.values > self.numerical_zero(eps)[:, None]).sum(1) / min(self.shape)
+
 
 @dataclass(frozen=True)
 class JacobianOptions:
@@ -242,18 +260,21 @@ def _operator_spectrum(op: _Operator, opts: JacobianOptions) -> tuple[np.ndarray
     return np.concatenate([top, bottom]), msq, False
 
 
-def operator_spectra(model: nn.Module, x1: torch.Tensor, opts: JacobianOptions):
+def operator_spectra(model: nn.Module, x1: torch.Tensor, opts: JacobianOptions, say=None):
     """(local, cumulative) lists of (values, msq, full, (m, n)) for ONE input ``x1`` (1, ...)."""
     tape = record(model, x1)
     L = len(tape.layers)
+    say = say or (lambda msg: None)
     dst_local = tape.h[1:] + [tape.D.reshape(1, 1)]
     local, cumulative = [], []
     for i in range(L):
         op = _Operator(dst_local[i], tape.h[i])
         local.append((*_operator_spectrum(op, opts), (op.m, op.n)))
+        say(f"local Jacobian {i + 1}/{L} ({op.m}x{op.n}, {op.matvecs} products)")
     for i in range(L - 1):
         op = _Operator(tape.h[L - 1], tape.h[i])
         cumulative.append((*_operator_spectrum(op, opts), (op.m, op.n)))
+        say(f"cumulative Jacobian {i + 1}/{L - 1} ({op.m}x{op.n}, {op.matvecs} products)")
     return local, cumulative
 
 
@@ -263,7 +284,8 @@ def _pad_stack(rows: list[np.ndarray]) -> np.ndarray:
 
 
 def jacobian_spectra(model: nn.Module, x: torch.Tensor,
-                     opts: JacobianOptions = JacobianOptions()) -> tuple[list, list]:
+                     opts: JacobianOptions = JacobianOptions(),
+                     progress=None) -> tuple[list, list]:
     """Spectra of every local and cumulative Jacobian over the inputs ``x`` (B, ...).
 
     Returns:
@@ -286,8 +308,9 @@ def jacobian_spectra(model: nn.Module, x: torch.Tensor,
         return ([mk(loc[i], (n[i + 1] if i + 1 < L else 1, n[i])) for i in range(L)],
                 [mk(cum[i], (n[L - 1], n[i])) for i in range(L - 1)])
     with single_threaded():
-        per_input = [operator_spectra(model, x[b:b + 1], opts)
-                     for b in range(min(x.shape[0], opts.operator_inputs))]
+        n_in = min(x.shape[0], opts.operator_inputs)
+        per_input = [operator_spectra(model, x[b:b + 1], opts, progress and (
+            lambda msg, b=b: progress(f"input {b + 1}/{n_in}: {msg}"))) for b in range(n_in)]
     out = []
     for which in (0, 1):
         specs = []

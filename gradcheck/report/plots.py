@@ -45,7 +45,7 @@ def plot_spectra(layers: pd.DataFrame, title: str, path: Path) -> None:
         ax.plot(df.layer, df.jac_cum_max, "o-", label="largest")
         ax.plot(df.layer, np.sqrt(df.jac_cum_msq), "s-", label="rms (sqrt of mean sq.)")
         mn = df.jac_cum_min.where(df.jac_cum_min > 0)
-        ax.plot(df.layer, mn, "v-", label="smallest (>0 shown)")
+        ax.plot(df.layer, mn, "v-", label="smallest above numerical zero")
         ax.set_yscale("log")
     ax.set_xlabel("layer index l (Jacobian d h_{L-1} / d h_l)")
     ax.set_ylabel("singular value (norm)")
