@@ -15,12 +15,12 @@ import numpy as np
 
 from .probe import ProbeResult
 from .schemes import SPECTRAL_SCHEMES, kaiming_gain
+from .theory.claims import applies
 from .theory.bounds import (c1_bound, c1_sn_bound, c8_applicable, c8_r2_applicable,
                             inequality_tol, lambda_L, prod_except)
 from .theory.meanfield import MeanField, effective_fans, predict, shrink_prediction
 
 CHECK_COLUMNS = ["claim", "kind", "seed", "layer", "lhs", "rhs", "ratio", "holds", "note"]
-HOMOGENEOUS = ("relu", "lrelu", "linear")
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,14 @@ def r_hat(setting: Setting, info, norms) -> float:
     return c / norms.sigma_scheme
 
 
+def _applies(claim: str, setting: Setting, result: ProbeResult) -> tuple[bool, str]:
+    return applies(claim, setting.scheme, setting.activation, setting.output, setting.bias,
+                   [i.kind for i in result.layers])
+
+
 def checks(result: ProbeResult, setting: Setting, seed: int, mf: MeanField,
            twin: ProbeResult | None = None) -> list[dict]:
-    """All first-round checks for one seed: C1, C1-SN, C1a, C6a, C7, C8."""
+    """All checks of one seed: C1, C1-SN, C1a, C6a, C7, C8 (applicability from the registry)."""
     L, g = len(result.layers), result.grads
     width = max(max(math.prod(i.input_shape), math.prod(i.output_shape)) for i in result.layers)
     tol = inequality_tol(setting.eps, L, width)
@@ -126,41 +131,37 @@ def checks(result: ProbeResult, setting: Setting, seed: int, mf: MeanField,
     op = np.array([n.sigma_op for n in result.norms])
     mu = np.array([i.mu for i in result.layers])
     bound = c1_bound(g.x_norm, op, mu, lam)
+    sn_bound = c1_sn_bound(g.x_norm, L, lam)
+    c1_ok, c1_why = _applies("C1", setting, result)
+    sn_ok, sn_why = _applies("C1-SN", setting, result)
+    show_sn = setting.scheme in ("sn", "bsn", "sn-conv")   # C1-SN rows for unit-norm schemes
     rows: list[dict] = []
-    all_dense = all(i.kind == "linear" for i in result.layers)
-    sn_unit = setting.scheme in ("sn", "bsn", "sn-conv")
     for t, info in enumerate(result.layers):
         over = _overflow("C1", "inequality", seed, t, g.weight_grad[t])
-        if setting.bias:
-            rows.append(_na("C1", "inequality", seed, t, "biases present (theory is bias-free)"))
+        if not c1_ok:
+            rows.append(_na("C1", "inequality", seed, t, c1_why))
         elif over:
             rows.append(over)
         else:
             lhs, rhs, r = _worst_ratio(g.weight_grad[t], bound[t])
             rows.append(_row("C1", "inequality", seed, t, lhs, rhs, r, bool(r <= 1 + tol),
                              f"worst of {len(g.x_norm)} inputs; tol {tol:.1e}"))
-        if not sn_unit:
-            pass                       # C1-SN is about unit-norm layers only
-        elif setting.bias:
-            rows.append(_na("C1-SN", "inequality", seed, t, "biases present"))
-        elif not all_dense:
-            rows.append(_na("C1-SN", "inequality", seed, t, "conv layers: SN_w operator norms "
-                                                             "can exceed 1 (C8); see C1"))
-        elif over:
+        if show_sn and not sn_ok:
+            rows.append(_na("C1-SN", "inequality", seed, t, sn_why))
+        elif show_sn and over:
             rows.append(dict(over, claim="C1-SN"))
-        else:
-            sn_b = c1_sn_bound(g.x_norm, L, lam)
-            lhs, rhs, r = _worst_ratio(g.weight_grad[t], sn_b[t])
+        elif show_sn:
+            lhs, rhs, r = _worst_ratio(g.weight_grad[t], sn_bound[t])
             rows.append(_row("C1-SN", "inequality", seed, t, lhs, rhs, r, bool(r <= 1 + tol),
                              "bound lambda_L*||x||, depth-independent"))
-        if info.kind == "linear" and over:
+        if info.kind != "linear":
+            rows.append(_na("C1a", "identity", seed, t, "conv layer (gradient is not rank one)"))
+        elif over:
             rows.append(dict(over, claim="C1a", kind="identity"))
-        elif info.kind == "linear":
+        else:
             lhs, rhs, r = _identity_ratio(g.weight_grad[t], g.delta[t] * g.h_norm[t])
             rows.append(_row("C1a", "identity", seed, t, lhs, rhs, r,
                              bool(abs(r - 1) <= tol), "||dD/dW|| = ||delta|| ||h||"))
-        else:
-            rows.append(_na("C1a", "identity", seed, t, "conv layer (gradient is not rank one)"))
     rows += _c6a(result, setting, seed, twin, tol)
     rows += _c7(result, seed, mf)
     rows += _c8(result, seed, tol)
@@ -168,33 +169,26 @@ def checks(result: ProbeResult, setting: Setting, seed: int, mf: MeanField,
 
 
 def _c6a(result, setting, seed, twin, tol) -> list[dict]:
-    L = len(result.layers)
-    why = None
     if setting.scheme not in SPECTRAL_SCHEMES:
         return []
-    if setting.bias:
-        why = "biases present"
-    elif setting.activation not in HOMOGENEOUS:
-        why = f"activation {setting.activation} is not positively homogeneous"
-    elif setting.output != "identity":
-        why = "sigmoid output is not homogeneous"
-    elif twin is None:
-        why = "no LeCun twin (model of unknown provenance)"
-    if why:
-        return [_na("C6a", "identity", seed, t, why) for t in range(L)]
+    ok, why = _applies("C6a", setting, result)
+    if ok and twin is None:
+        ok, why = False, "no LeCun twin (model of unknown provenance)"
+    if not ok:
+        return [_na("C6a", "identity", seed, t, why) for t in range(len(result.layers))]
     r = np.array([r_hat(setting, i, n) for i, n in zip(result.layers, result.norms)])
     scale = prod_except(r)
     rows = []
-    for t in range(L):
-        over = _overflow("C6a", "identity", seed, t, np.concatenate(
-            [result.grads.weight_grad[t], scale[t] * twin.grads.weight_grad[t]]))
+    for t in range(len(result.layers)):
+        ours, theirs = result.grads.weight_grad[t], scale[t] * twin.grads.weight_grad[t]
+        over = _overflow("C6a", "identity", seed, t, np.concatenate([ours, theirs]))
         if over:
             rows.append(over)
             continue
-        lhs, rhs, ratio = _identity_ratio(result.grads.weight_grad[t],
-                                          scale[t] * twin.grads.weight_grad[t])
+        lhs, rhs, ratio = _identity_ratio(ours, theirs)
         rows.append(_row("C6a", "identity", seed, t, lhs, rhs, ratio,
-                         bool(abs(ratio - 1) <= tol), "dD/dW(SN) = prod_{i!=t} r_hat_i dD/dW(LeCun)"))
+                         bool(abs(ratio - 1) <= tol),
+                         "dD/dW(SN) = prod_{i!=t} r_hat_i dD/dW(LeCun)"))
     return rows
 
 

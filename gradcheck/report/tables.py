@@ -47,7 +47,7 @@ def claim_summary(checks: pd.DataFrame) -> dict:
                      overflow=int(over.sum()))
         if len(app) == 0:
             entry.update(verdict="overflow" if entry["overflow"] else "not applicable",
-                         worst_ratio=None)
+                         worst_ratio=None, reason=str(df.note.iloc[0]))
         elif kind in ASSERTED:
             bad = int((app.holds == False).sum())  # noqa: E712
             dev = (app.ratio if kind == "inequality" else (app.ratio - 1).abs())
@@ -83,7 +83,9 @@ def checks_table(summary: dict) -> str:
         if e["verdict"] == "measured/predicted":
             extra = (f"measured/predicted min {e['ratio_min']:.3f}  median "
                      f"{e['ratio_median']:.3f}  max {e['ratio_max']:.3f}")
-        elif e["verdict"] in ("not applicable", "overflow"):
+        elif e["verdict"] == "not applicable":
+            extra = e["reason"].replace("not applicable: ", "")
+        elif e["verdict"] == "overflow":
             extra = ""
         elif e["kind"] == "identity":
             extra = (f"worst |ratio - 1| {abs(e['worst_ratio'] - 1):.2e}  "

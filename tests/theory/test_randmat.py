@@ -45,6 +45,16 @@ def test_expected_gaussian_norm_large_k_is_stable():
         assert math.isfinite(got) and abs(got - math.sqrt(k - 0.5)) <= 1.0 / k ** 1.5, (k, got)
 
 
+def test_expected_gaussian_norm_lgamma_and_series_branches_agree():
+    """At the switch (k = 200) the lgamma branch is still accurate to ~1e-14, and on both sides
+    the exact identity ``E||g_k|| E||g_{k+1}|| = k`` (from ``Gamma(x+1) = x Gamma(x)``) holds."""
+    lg = math.sqrt(2.0) * math.exp(math.lgamma(201 / 2.0) - math.lgamma(200 / 2.0))
+    assert abs(expected_gaussian_norm(200) / lg - 1) <= 1e-13
+    for k in (1, 10, 199, 200, 201, 5000, 10**6):
+        prod = expected_gaussian_norm(k) * expected_gaussian_norm(k + 1)
+        assert abs(prod / k - 1) <= 100 * EPS, (k, prod / k - 1)
+
+
 @settings(max_examples=200, deadline=None)
 @given(k=st.integers(1, 10**6))
 def test_expected_gaussian_norm_between_k_over_sqrt_k_plus_1_and_sqrt_k(k):
