@@ -11,6 +11,14 @@ from pathlib import Path
 from .spec import RunSpec, SpecError, parse_seeds, validate
 
 
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'3,32,32' -> (3, 32, 32)."""
+    return tuple(int(v) for v in text.split(","))
+
+
+parse_shape.__name__ = "shape"
+
+
 class UsageError(Exception):
     """Raised instead of argparse's exit so main() can return 2 with one line."""
 
@@ -46,6 +54,12 @@ RUN_FLAGS = {
     "--spectra-inputs": ("spectra_inputs", int, "inputs that get Jacobian spectra (default 16)"),
     "--operator-inputs": ("operator_inputs", int, "of those, inputs that get matrix-free "
                                                   "(conv) spectra (default 1)"),
+    "--checkpoint": ("checkpoint", str, "probe D of a training checkpoint (ckpt_<step>.pt)"),
+    "--model": ("model", str, "probe your own model: 'pkg.module:factory' (importable from "
+                              "the current directory)"),
+    "--weights": ("weights", str, "state_dict file for --model (loaded weights_only)"),
+    "--input-shape": ("model_input", parse_shape,
+                      "input shape of one sample for --model, e.g. 3,32,32 or 64"),
     "--topk": ("topk", int, "k of top-k/bottom-k for large Jacobians (default 3)"),
 }
 
@@ -69,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="probe a discriminator and check it against theory",
                        description="Probe one discriminator per seed; write spec.json, "
                        "layers.csv, checks.csv, spectra.npz, summary.json and plots.")
-    for flag, (_, typ, hlp) in RUN_FLAGS.items():
-        r.add_argument(flag, type=_typed(typ, flag), default=argparse.SUPPRESS, help=hlp)
+    for flag, (field, typ, hlp) in RUN_FLAGS.items():
+        r.add_argument(flag, dest=field, type=_typed(typ, flag), default=argparse.SUPPRESS,
+                       help=hlp)
     r.add_argument("--bias", action="store_true", default=argparse.SUPPRESS,
                    help="add biases (theory claims then report 'not applicable')")
     r.add_argument("--spec", type=Path, help="rerun from a spec.json (flags given override)")
@@ -143,7 +158,13 @@ def _out_dir(ns, spec: RunSpec) -> tuple[Path, bool]:
             raise SpecError(f"argument --out: {ns.out} exists; pass --force to overwrite it")
         return ns.out, bool(ns.force)
     seeds = f"-s{spec.seeds[0]}" if len(spec.seeds) == 1 else f"-s{spec.seeds[0]}-{spec.seeds[-1]}"
-    return unique_dir(Path("runs") / f"{spec.arch}-{spec.init}-d{spec.n_layers}{seeds}"), False
+    if spec.source == "checkpoint":
+        name = f"ckpt-{Path(spec.checkpoint).parent.name}-{Path(spec.checkpoint).stem}"
+    elif spec.source == "model":
+        name = "model-" + spec.model.replace(":", "-").replace(".", "-")
+    else:
+        name = f"{spec.arch}-{spec.init}-d{spec.n_layers}"
+    return unique_dir(Path("runs") / f"{name}{seeds}"), False
 
 
 def cmd_run(ns) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -27,10 +27,11 @@ class RunOutput:
     seconds: float
 
 
-def setting_of(spec: RunSpec) -> Setting:
-    return Setting(scheme=spec.init, scale=spec.scale, activation=spec.resolved_activation,
-                   slope=spec.slope, output=spec.output, bias=spec.bias,
-                   eps=float(torch.finfo(DTYPE[spec.dtype]).eps))
+def setting_of(spec: RunSpec, scheme: str | None = None, trained: bool = False) -> Setting:
+    return Setting(scheme=scheme if scheme is not None or spec.source != "builtin" else spec.init,
+                   scale=spec.scale, activation=spec.resolved_activation, slope=spec.slope,
+                   output=spec.output, bias=spec.bias,
+                   eps=float(torch.finfo(DTYPE[spec.dtype]).eps), trained=trained)
 
 
 def probe_options(spec: RunSpec, seed: int) -> ProbeOptions:
@@ -92,20 +93,48 @@ def layer_rows(result: ProbeResult, setting: Setting, seed: int, v, mf, mf_pad) 
     return rows
 
 
+def _external(spec: RunSpec, seed: int, say):
+    """(model, inputs, setting, twin=None) for --checkpoint / --model sources."""
+    from .sources import checkpoint_inputs, checkpoint_model, user_model
+
+    if spec.source == "checkpoint":
+        model, tspec, step = checkpoint_model(spec)
+        say(f"checkpoint step {step}: {tspec.arch} D trained with {tspec.scheme}")
+        x = checkpoint_inputs(tspec, spec.batch, seed)
+        setting = Setting(scheme=tspec.scheme, scale=tspec.scale, activation=tspec.activation,
+                          slope=tspec.slope, output="identity", bias=False,
+                          eps=float(torch.finfo(DTYPE[spec.dtype]).eps), trained=True)
+    else:
+        model = user_model(spec)
+        gen = torch.Generator().manual_seed(10_000 + int(seed))
+        x = torch.randn((spec.batch, *spec.input_shape), generator=gen, dtype=torch.float64)
+        setting = setting_of(spec, None)
+    return model, x, setting
+
+
 def run(spec: RunSpec, progress=None) -> RunOutput:
     """Probe one model per seed and check it against THEORY (C1, C1-SN, C1a, C6a, C7, C8)."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    setting = setting_of(spec)
+    dev, dt = resolve_device(spec.device), DTYPE[spec.dtype]
     layer_list, check_list, spectra = [], [], {}
     for seed in spec.seeds:
-        say(f"seed {seed}: probing {spec.arch} ({spec.n_layers} layers, init {spec.init})")
-        res = _probe_seed(spec, seed, progress=lambda m, s=seed: say(f"seed {s}: {m}"))
+        tell = lambda m, s=seed: say(f"seed {s}: {m}")  # noqa: E731
         twin = None
-        if spec.init in SPECTRAL_SCHEMES:
-            say(f"seed {seed}: probing the LeCun twin for C6a")
-            twin = _probe_seed(spec, seed, init="lecun", spectra=False)
-        x = make_inputs(spec, seed)
+        if spec.source == "builtin":
+            setting = setting_of(spec)
+            tell(f"probing {spec.arch} ({spec.n_layers} layers, init {spec.init})")
+            res = _probe_seed(spec, seed, progress=tell)
+            if spec.init in SPECTRAL_SCHEMES:
+                tell("probing the LeCun twin for C6a")
+                twin = _probe_seed(spec, seed, init="lecun", spectra=False)
+            x = make_inputs(spec, seed)
+        else:
+            model, x, setting = _external(spec, seed, tell)
+            model = model.to(device=dev, dtype=dt)
+            res = probe(model, x.to(device=dev, dtype=dt), probe_options(spec, seed), tell)
+        if any(info.has_bias for info in res.layers) and not setting.bias:
+            setting = replace(setting, bias=True)      # the model has biases: say so
         q0 = float((x ** 2).mean())
         v, mf = mean_field(res, setting, q0)
         _, mf_pad = mean_field(res, setting, q0, padding_aware=True)

@@ -56,6 +56,10 @@ class RunSpec:
     spectra_inputs: int = 16          # inputs that get Jacobian spectra (0: none)
     operator_inputs: int = 1          # ... of which get matrix-free (conv) spectra
     topk: int = 3                     # k of top-k / bottom-k where full spectra are too big
+    checkpoint: str | None = None     # probe D of a training checkpoint (arch etc. from it)
+    model: str | None = None          # probe a user model: 'pkg.module:factory'
+    weights: str | None = None        # state_dict file for --model (weights_only load)
+    model_input: tuple[int, ...] | None = None  # --input-shape C,H,W (or N) for --model
 
     # -- derived ------------------------------------------------------------------------
     @property
@@ -73,7 +77,14 @@ class RunSpec:
         return 2 if self.inputs in ("ring", "grid") else self.width
 
     @property
+    def source(self) -> str:
+        """'builtin', 'checkpoint' or 'model'."""
+        return "checkpoint" if self.checkpoint else "model" if self.model else "builtin"
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
+        if self.model_input:
+            return tuple(self.model_input)
         if self.arch == "mlp":
             return (self.resolved_input_dim,)
         return (3, 32, 32) if self.arch == "sngan" else (3, self.image_size, self.image_size)
@@ -95,8 +106,9 @@ class RunSpec:
             raise SpecError(f"spec: unknown field(s) {', '.join(unknown)}; allowed: "
                             f"{', '.join(sorted(names))}")
         d = dict(d)
-        if "seeds" in d and isinstance(d["seeds"], list):
-            d["seeds"] = tuple(d["seeds"])
+        for key in ("seeds", "model_input"):
+            if isinstance(d.get(key), list):
+                d[key] = tuple(d[key])
         return validate(cls(**d))
 
 
@@ -164,11 +176,124 @@ def validate(spec: RunSpec) -> RunSpec:
         raise SpecError(f"argument --slope: must be in [0, 1]; got {spec.slope!r}")
     if not spec.seeds or any(not isinstance(s, int) or s < 0 for s in spec.seeds):
         raise SpecError(f"argument --seeds: must be non-negative integers; got {spec.seeds!r}")
+    if spec.checkpoint and spec.model:
+        raise SpecError("arguments --checkpoint and --model: give at most one of them")
+    if spec.weights and not spec.model:
+        raise SpecError("argument --weights: goes with --model")
+    if spec.model:
+        if not re.fullmatch(r"[\w.]+:\w+", spec.model):
+            raise SpecError(f"argument --model: must be 'pkg.module:factory'; got {spec.model!r}")
+        if not spec.model_input:
+            raise SpecError("argument --input-shape: required with --model (e.g. 3,32,32 or 64)")
+    if spec.model_input is not None and (not spec.model_input or any(
+            not isinstance(v, int) or v < 1 for v in spec.model_input)):
+        raise SpecError(f"argument --input-shape: must be positive integers like 3,32,32; "
+                        f"got {spec.model_input!r}")
+    if spec.source != "builtin" and spec.inputs in ("ring", "grid"):
+        raise SpecError("argument --inputs: ring/grid are for built-in MLPs; a checkpoint is "
+                        "probed on its training data, a --model on gaussian inputs")
     if spec.inputs in ("ring", "grid") and (spec.arch != "mlp" or spec.resolved_input_dim != 2):
         raise SpecError(f"argument --inputs: {spec.inputs} data is 2-D and needs --arch mlp "
                         "with --input-dim 2 (or left out)")
     return spec
 
 
-__all__ = ["ARCHS", "INPUTS", "DTYPES", "DEVICES", "RunSpec", "SpecError", "parse_seeds",
-           "validate"]
+
+TRAIN_SCHEMES = ("lecun", "xavier", "kaiming", "orthogonal", "sn", "sn-conv", "bsn", "ssn",
+                 "bssn")
+TOY_DATA = ("ring", "grid")
+IMAGE_DATA = ("shapes",)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """A GAN training run (hinge loss, Adam; defaults follow the authors' code)."""
+
+    data: str = "ring"                # ring | grid | shapes | cifar10:PATH | npy:PATH
+    arch: str | None = None           # D: mlp | conv | sngan (None: mlp for 2-D, conv else)
+    depth: int | None = None          # D depth (None: arch default; mlp 4, conv 4)
+    width: int = 128                  # D width (mlp) / G width
+    channels: int = 32                # D channels (conv)
+    activation: str | None = None     # D activation (None: mlp relu, conv/sngan lrelu)
+    slope: float = 0.1
+    scheme: str = "sn"                # D scaling; lecun/xavier/kaiming/orthogonal = unnormalised
+    scale: float = 1.0                # c for ssn / bssn
+    sn_mode: str = "power"            # power (authors': persistent vectors) | exact
+    power_iterations: int = 1
+    z_dim: int | None = None          # None: 2-D data 16, images 64
+    steps: int = 2000
+    batch: int = 64
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    d_steps: int = 1                  # D steps per G step
+    n_data: int = 10000               # size of the generated data set
+    log_every: int = 50
+    ckpt_every: int = 500
+    seed: int = 0
+
+    @property
+    def is_toy(self) -> bool:
+        return self.data in TOY_DATA
+
+    def resolved(self) -> "TrainSpec":
+        arch = self.arch or ("mlp" if self.is_toy else "conv")
+        depth = 8 if arch == "sngan" else (self.depth or 4)
+        return replace(self, arch=arch, depth=depth,
+                       activation=self.activation or ("relu" if arch == "mlp" else "lrelu"),
+                       z_dim=self.z_dim or (16 if self.is_toy else 64))
+
+    def to_dict(self) -> dict:
+        return asdict(self.resolved())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainSpec":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise SpecError(f"train spec: unknown field(s) {', '.join(unknown)}")
+        return validate_train(cls(**d))
+
+
+def validate_train(spec: TrainSpec) -> TrainSpec:
+    """Check every field of a TrainSpec; return it resolved or raise SpecError."""
+    if not (spec.data in TOY_DATA + IMAGE_DATA or spec.data.startswith(("cifar10:", "npy:"))):
+        raise SpecError(f"argument --data: must be one of {', '.join(TOY_DATA + IMAGE_DATA)}, "
+                        f"cifar10:PATH or npy:PATH; got {spec.data!r}")
+    if spec.arch is not None:
+        _choice("arch", spec.arch, ARCHS)
+    if spec.activation is not None:
+        _choice("activation", spec.activation, ACTIVATIONS)
+    _choice("scheme", spec.scheme, TRAIN_SCHEMES)
+    _choice("sn-mode", spec.sn_mode, MODES)
+    r = spec.resolved()
+    if spec.is_toy and r.arch != "mlp":
+        raise SpecError(f"argument --arch: {spec.data} data is 2-D and needs --arch mlp")
+    if not spec.is_toy and r.arch == "mlp":
+        raise SpecError(f"argument --arch: image data {spec.data!r} needs --arch conv or sngan")
+    if spec.arch == "sngan" and spec.depth not in (None, 8):
+        raise SpecError("argument --depth: the sngan architecture has a fixed depth of 8")
+    for name in ("width", "channels", "steps", "batch", "d_steps", "n_data", "log_every",
+                 "ckpt_every", "power_iterations"):
+        _int_at_least(name.replace("_", "-"), getattr(spec, name), 1)
+    _int_at_least("seed", spec.seed, 0)
+    if spec.depth is not None:
+        _int_at_least("depth", spec.depth, 2 if r.arch == "conv" else 1)
+    if spec.z_dim is not None:
+        _int_at_least("z-dim", spec.z_dim, 1)
+    for name in ("lr", "beta1", "beta2", "scale", "slope"):
+        v = getattr(spec, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise SpecError(f"argument --{name}: must be a finite number; got {v!r}")
+    if spec.lr <= 0 or spec.scale <= 0:
+        raise SpecError("arguments --lr and --scale: must be > 0")
+    if not (0 <= spec.beta1 < 1 and 0 <= spec.beta2 < 1):
+        raise SpecError("arguments --beta1/--beta2: must be in [0, 1)")
+    if spec.scale != 1.0 and spec.scheme not in ("ssn", "bssn"):
+        raise SpecError(f"argument --scale: only ssn and bssn take a scale; --scheme is "
+                        f"{spec.scheme!r}")
+    return r
+
+
+__all__ = ["ARCHS", "INPUTS", "DTYPES", "DEVICES", "RunSpec", "SpecError", "TrainSpec",
+           "parse_seeds", "validate", "validate_train"]

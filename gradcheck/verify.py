@@ -34,6 +34,7 @@ class Setting:
     output: str
     bias: bool
     eps: float                # machine epsilon of the probe dtype
+    trained: bool = False     # weights moved by training: no longer the scheme's Gaussians
 
 
 def _row(claim, kind, seed, layer, lhs, rhs, ratio, holds, note=""):
@@ -74,6 +75,8 @@ def weight_variance(setting: Setting, info, norms) -> float:
     """``v_l``: per-entry variance of the weight actually used (THEORY C7)."""
     n_in, n_out, m = info.fan_in, info.fan_out, info.weight_shape[0]
     s = setting.scheme
+    if setting.trained or s is None:     # realised per-entry variance of the used weight
+        return norms.frobenius ** 2 / math.prod(info.weight_shape)
     if s == "lecun":
         return 1.0 / n_in
     if s == "xavier":
@@ -85,7 +88,7 @@ def weight_variance(setting: Setting, info, norms) -> float:
     if s in SPECTRAL_SCHEMES:        # c^2 s^2 / sigma^2 with raw std s = 1/sqrt(fan_in)
         c = setting.scale if s in ("ssn", "bssn") else 1.0
         return c * c / (n_in * norms.sigma_scheme ** 2)
-    return norms.frobenius ** 2 / math.prod(info.weight_shape)   # unknown: realised variance
+    raise ValueError(f"unknown scheme {s!r}")
 
 
 def mean_field(result: ProbeResult, setting: Setting, q0: float,
@@ -110,7 +113,7 @@ def mean_field(result: ProbeResult, setting: Setting, q0: float,
 
 def r_hat(setting: Setting, info, norms) -> float:
     """THEORY C6a: ``r_hat = c s sqrt(fan_in) / sigma_scheme`` (raw std ``s = 1/sqrt(fan_in)``)."""
-    if setting.scheme not in SPECTRAL_SCHEMES:
+    if setting.scheme not in SPECTRAL_SCHEMES or setting.trained:
         return math.nan
     c = setting.scale if setting.scheme in ("ssn", "bssn") else 1.0
     return c / norms.sigma_scheme
@@ -172,7 +175,9 @@ def _c6a(result, setting, seed, twin, tol) -> list[dict]:
     if setting.scheme not in SPECTRAL_SCHEMES:
         return []
     ok, why = _applies("C6a", setting, result)
-    if ok and twin is None:
+    if ok and setting.trained:
+        ok, why = False, "trained weights: no Gaussian LeCun twin"
+    elif ok and twin is None:
         ok, why = False, "no LeCun twin (model of unknown provenance)"
     if not ok:
         return [_na("C6a", "identity", seed, t, why) for t in range(len(result.layers))]
@@ -245,7 +250,7 @@ def _c8(result, seed, tol) -> list[dict]:
 
 def shrink_pred(setting: Setting, info, norms) -> float:
     """THEORY C6b predicted shrink ``r`` of a layer (NaN outside the SN family)."""
-    if setting.scheme not in SPECTRAL_SCHEMES:
+    if setting.scheme not in SPECTRAL_SCHEMES or setting.trained:
         return math.nan
     k = math.sqrt(info.kernel[0] * info.kernel[1])
     return shrink_prediction(setting.scheme, info.weight_shape[1], info.weight_shape[0], k,

@@ -58,13 +58,13 @@ def sample(rng: np.random.Generator) -> dict:
 def architecture(p: dict) -> tuple[Discriminator, tuple[int, ...]]:
     """Bias-free model (float64, PyTorch init, not yet drawn) and the shape of one input.
 
-    Conv: ``depth - 1`` square convs (layers that would not fit the image are dropped), then
-    Flatten and a dense head; dense: ``depth`` Linear layers, widths from ``p['widths']``. The
+    Conv: ``in_channels`` (default ``widths[5] % 3 + 1``) input channels, ``depth - 1`` square
+    convs (layers that would not fit the image are dropped), then Flatten and a dense head; dense: ``depth`` Linear layers, widths from ``p['widths']``. The
     output activation is the identity (C6a needs homogeneity).
     """
     layers: list[nn.Module] = []
     if p["conv"]:
-        c, size = p["widths"][5] % 3 + 1, p["image"]
+        c, size = p.get("in_channels") or p["widths"][5] % 3 + 1, p["image"]
         shape = (c, size, size)
         for i in range(p["depth"] - 1):
             k, s = p["kernels"][i], p["strides"][i]

@@ -1,0 +1,231 @@
+"""GAN training (hinge loss, Adam, one D step per G step by default, as in the authors' code).
+
+Deterministic: all randomness (weights, data order, z) comes from the spec's seed through
+explicit ``torch.Generator`` objects whose states are checkpointed, so an interrupted run that
+resumes from its last checkpoint ends with exactly the weights of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models import conv_stack, mlp, sngan
+from ..schemes import SPECTRAL_SCHEMES, apply_scheme
+from ..schemes.init import parametric_layers
+from ..schemes.sigma import sigma_R
+from ..spec import TrainSpec
+from .checkpoint import CheckpointError, checkpoint_files, load_checkpoint, save_checkpoint
+from .generators import ConvGenerator, mlp_generator
+
+
+def load_data(spec: TrainSpec) -> torch.Tensor:
+    """The training set as a float32 tensor (generated, or loaded from cifar10:/npy:)."""
+    from .data import make_dataset
+
+    return make_dataset(spec.data, spec.n_data, spec.seed).float()
+
+
+def build_discriminator(spec: TrainSpec, sample: torch.Tensor) -> nn.Module:
+    """D of ``spec`` (scheme applied, float32); ``sample`` is one batch of data (shape)."""
+    act = spec.activation
+    if spec.arch == "mlp":
+        D = mlp(spec.depth, spec.width, sample.shape[1], act, spec.slope, "identity", False)
+    elif spec.arch == "conv":
+        D = conv_stack(spec.depth, spec.channels, sample.shape[-1], sample.shape[1],
+                       stride_every=2, activation=act, slope=spec.slope)
+    else:
+        D = sngan(act, spec.slope, in_channels=sample.shape[1], image_size=sample.shape[-1])
+    D = D.double()
+    apply_scheme(D, spec.scheme, sample[:2].double(), seed=spec.seed, scale=spec.scale,
+                 activation=act, slope=spec.slope, mode=spec.sn_mode,
+                 n_power_iterations=spec.power_iterations)
+    return D.float()
+
+
+def build_generator(spec: TrainSpec, sample: torch.Tensor) -> nn.Module:
+    torch.manual_seed(spec.seed + 1)          # G uses torch's default init, seeded
+    if spec.is_toy:
+        return mlp_generator(spec.z_dim, spec.width, 3, sample.shape[1])
+    return ConvGenerator(spec.z_dim, sample.shape[-1], sample.shape[1], min(spec.width, 128))
+
+
+def raw_weight(layer: nn.Module) -> torch.Tensor:
+    p = getattr(layer, "parametrizations", None)
+    return p["weight"].original if p is not None and "weight" in p else layer.weight
+
+
+def input_grad_norms(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Per-input ``||dD/dx||`` (eval mode: the power iteration does not move)."""
+    was = D.training
+    D.eval()
+    x = x.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(D(x).sum(), x)
+    D.train(was)
+    return g.reshape(len(x), -1).norm(dim=1)
+
+
+class Trainer:
+    """One training run in ``out`` (metrics.csv, ckpt_<step>.pt, spec.json)."""
+
+    def __init__(self, spec: TrainSpec, out: Path, progress: bool = True):
+        self.spec, self.out, self.progress = spec, Path(out), progress
+        self.data = load_data(spec)
+        self.gen = torch.Generator().manual_seed(spec.seed + 2)
+        self.D = build_discriminator(spec, self.data[:2])
+        self.G = build_generator(spec, self.data[:2])
+        betas = (spec.beta1, spec.beta2)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=spec.lr, betas=betas)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=spec.lr, betas=betas)
+        self.step = 0
+        self.layers = parametric_layers(self.D)
+
+    # -- state ------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return dict(spec=self.spec.to_dict(), step=self.step, D=self.D.state_dict(),
+                    G=self.G.state_dict(), opt_D=self.opt_D.state_dict(),
+                    opt_G=self.opt_G.state_dict(), rng=self.gen.get_state())
+
+    def restore(self, state: dict) -> None:
+        if state["spec"] != self.spec.to_dict():
+            raise CheckpointError("checkpoint was written by a different training spec")
+        try:
+            self.D.load_state_dict(state["D"])
+            self.G.load_state_dict(state["G"])
+            self.opt_D.load_state_dict(state["opt_D"])
+            self.opt_G.load_state_dict(state["opt_G"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"checkpoint does not match its spec's models: "
+                                  f"{str(e).splitlines()[0][:200]}") from None
+        self.gen.set_state(state["rng"])
+        self.step = int(state["step"])
+
+    def resume(self) -> bool:
+        """Restore from the last checkpoint in ``out``, if any; trim metrics after it."""
+        files = checkpoint_files(self.out)
+        if not files:
+            return False
+        self.restore(load_checkpoint(files[-1]))
+        metrics = self.out / "metrics.csv"
+        if metrics.exists():
+            rows = list(csv.reader(metrics.open()))
+            keep = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= self.step]
+            with metrics.open("w", newline="") as f:
+                csv.writer(f).writerows(keep)
+        return True
+
+    # -- one step ---------------------------------------------------------------------------
+    def _batch(self) -> torch.Tensor:
+        idx = torch.randint(0, len(self.data), (self.spec.batch,), generator=self.gen)
+        return self.data[idx]
+
+    def _z(self) -> torch.Tensor:
+        return torch.randn(self.spec.batch, self.spec.z_dim, generator=self.gen)
+
+    def train_step(self) -> dict:
+        D, G, s = self.D, self.G, self.spec
+        D.train()
+        G.train()
+        for _ in range(s.d_steps):
+            real, z = self._batch(), self._z()
+            with torch.no_grad():
+                fake = G(z)
+            loss_d = F.relu(1 - D(real)).mean() + F.relu(1 + D(fake)).mean()
+            self.opt_D.zero_grad(set_to_none=True)
+            loss_d.backward()
+            grads = [float(raw_weight(l).grad.norm()) for l in self.layers]
+            self.opt_D.step()
+        D.eval()                                 # no power-iteration update during the G step
+        loss_g = -D(G(self._z())).mean()
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_G.step()
+        self.D.zero_grad(set_to_none=True)
+        self.step += 1
+        return dict(loss_d=float(loss_d), loss_g=float(loss_g), grads=grads, real=real)
+
+    def metrics_row(self, info: dict) -> dict:
+        with torch.no_grad():
+            fake = self.G(self._eval_z())
+        row = dict(step=self.step, loss_d=info["loss_d"], loss_g=info["loss_g"])
+        for i, l in enumerate(self.layers):
+            row[f"raw_sigma_{i}"] = float(sigma_R(raw_weight(l).detach().double()))
+        for i, g in enumerate(info["grads"]):
+            row[f"grad_{i}"] = g
+        row["input_grad_real"] = float(input_grad_norms(self.D, info["real"]).mean())
+        row["input_grad_fake"] = float(input_grad_norms(self.D, fake[: self.spec.batch]).mean())
+        row.update(self.quality(fake))
+        return row
+
+    def _eval_z(self) -> torch.Tensor:
+        # a fixed evaluation noise batch, independent of the training generator's stream
+        g = torch.Generator().manual_seed(self.spec.seed + 3)
+        return torch.randn(1000 if self.spec.is_toy else 256, self.spec.z_dim, generator=g)
+
+    def quality(self, fake: torch.Tensor) -> dict:
+        from . import data
+
+        if self.spec.data == "ring":
+            st = data.mode_stats(fake, data.ring_centres(8, 2.0), 0.02)
+        elif self.spec.data == "grid":
+            st = data.mode_stats(fake, data.grid_centres(5, 2.0), 0.05)
+        else:
+            return dict(image_proxy=float(data.image_proxy(fake, self.data[:len(fake)])))
+        return dict(modes_covered=st.modes_covered, high_quality=st.high_quality)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, stop_at: int | None = None) -> None:
+        """Train to ``spec.steps`` (or ``stop_at``), logging and checkpointing as specified."""
+        from tqdm import tqdm
+
+        end = min(self.spec.steps, stop_at or self.spec.steps)
+        metrics = self.out / "metrics.csv"
+        bar = tqdm(total=end, initial=self.step, disable=not self.progress, unit="step",
+                   desc="train", mininterval=1.0)
+        writer_file = metrics.open("a", newline="")
+        writer = None
+        try:
+            while self.step < end:
+                info = self.train_step()
+                if not all(math.isfinite(v) for v in (info["loss_d"], info["loss_g"])):
+                    raise FloatingPointError(f"non-finite loss at step {self.step}")
+                if self.step % self.spec.log_every == 0 or self.step == end:
+                    row = self.metrics_row(info)
+                    if writer is None:
+                        writer = csv.DictWriter(writer_file, fieldnames=list(row))
+                        if metrics.stat().st_size == 0:
+                            writer.writeheader()
+                    writer.writerow(row)
+                    writer_file.flush()
+                    bar.set_postfix(loss_d=f"{info['loss_d']:.3f}", loss_g=f"{info['loss_g']:.3f}")
+                if self.step % self.spec.ckpt_every == 0 or self.step == self.spec.steps:
+                    save_checkpoint(self.out / f"ckpt_{self.step}.pt", self.state())
+                bar.update(1)
+        finally:
+            bar.close()
+            writer_file.close()
+
+
+def train(spec: TrainSpec, out: Path, resume: bool = True, progress: bool = True,
+          stop_at: int | None = None) -> Trainer:
+    """Train (resuming from the last checkpoint in ``out`` if asked); return the trainer."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.json").write_text(__import__("json").dumps(spec.to_dict(), indent=2,
+                                                             sort_keys=True) + "\n")
+    t = Trainer(spec, out, progress)
+    if resume:
+        t.resume()
+    t0 = time.perf_counter()
+    t.run(stop_at)
+    t.seconds = time.perf_counter() - t0
+    return t
+
+
+__all__ = ["Trainer", "train", "build_discriminator", "build_generator", "load_data",
+           "SPECTRAL_SCHEMES"]

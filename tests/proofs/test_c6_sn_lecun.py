@@ -1,0 +1,138 @@
+"""Tests for proofs_numeric/c6_sn_lecun.py (THEORY C6).
+
+C6a is an identity: a property test over random homogeneous bias-free nets (premise assumed by
+construction: relu / leaky relu / linear, identity output, no bias), plus negative controls that
+show the check is sensitive. C6b is a prediction: a statistical test at width >= 128 over 8
+seeds with a tolerance that shrinks with width.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gradcheck.theory.meanfield import shrink_prediction
+from gradcheck.theory.randmat import gordon_upper, opnorm_finite_size
+from proofs_numeric import c6_sn_lecun as c6
+from proofs_numeric.runner import run_module
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(single_blas_thread):
+    """Tiny float64 nets: torch's thread pool only adds contention (see conftest)."""
+
+
+@st.composite
+def homogeneous_net(draw):
+    """Parameters of a C6 instance: dense (widths 1-64) or conv (channels 1-8, kernels 1-5,
+    strides 1-3, paddings 0-2, images 4-10), depth 1-6, any SN-family scheme and scale."""
+    conv = draw(st.booleans())
+    return dict(
+        conv=conv, depth=draw(st.integers(1, 6)), seed=draw(st.integers(0, 2**31 - 1)),
+        widths=draw(st.lists(st.integers(1, 8 if conv else 64), min_size=6, max_size=6)),
+        kernels=draw(st.lists(st.integers(1, 5), min_size=6, max_size=6)),
+        strides=draw(st.lists(st.integers(1, 3), min_size=6, max_size=6)),
+        paddings=draw(st.lists(st.integers(0, 2), min_size=6, max_size=6)),
+        image=draw(st.integers(4, 10)), activation=draw(st.sampled_from(c6.HOMOGENEOUS)),
+        slope=draw(st.floats(0.0, 1.0)), scheme=draw(st.sampled_from(c6.SN_SCHEMES)),
+        scale=draw(st.floats(0.25, 4.0)))
+
+
+def _failures(rows, claim):
+    return [f"{r.note}: lhs={r.lhs!r} rhs={r.rhs!r} ratio={r.ratio!r} tol={r.tol:.1e}"
+            for r in rows if r.claim == claim and not r.holds]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(homogeneous_net())
+def test_c6a_sn_gradient_is_scaled_lecun_gradient(p):
+    """THEORY C6a: dD/dW_t(SN) = prod_{i != t} r_hat_i dD/dW_t(LeCun), and D likewise."""
+    rows = c6.instance(p)
+    c6a = [r for r in rows if r.claim == "C6a"]
+    assert len(c6a) >= 2 and all(r.kind == "identity" for r in c6a)
+    bad = _failures(rows, "C6a")
+    assert not bad, f"{p}: {bad}"
+
+
+def _base(**kw):
+    p = dict(conv=False, depth=4, seed=3, widths=[12, 20, 9, 15, 7, 5], kernels=[3] * 6,
+             strides=[1] * 6, paddings=[1] * 6, image=6, activation="relu", slope=0.2,
+             scheme="sn", scale=1.0)
+    p.update(kw)
+    return p
+
+
+def test_c6a_fails_without_homogeneity():
+    """Negative control: with tanh (not positively homogeneous) the rescaled LeCun gradient is
+    NOT the SN gradient — the identity check detects it by many orders of magnitude."""
+    rows = c6.instance(_base(activation="tanh"))
+    worst = max(abs(r.ratio - 1) / r.tol for r in rows if r.claim == "C6a")
+    assert worst > 1e6
+
+
+def test_c6a_edge_cases():
+    """Width 1 everywhere, a single layer, 1x1 convs, stride > kernel, sn-conv with strides."""
+    for p in [_base(widths=[1] * 6), _base(depth=1),
+              _base(conv=True, kernels=[1] * 6, widths=[3, 2, 4, 1, 1, 1]),
+              _base(conv=True, kernels=[2] * 6, strides=[3] * 6, image=9, scheme="bsn"),
+              _base(conv=True, strides=[2, 1, 2, 1, 1, 1], scheme="sn-conv", activation="lrelu"),
+              _base(scheme="bssn", scale=3.0, activation="linear")]:
+        rows = c6.instance(p)
+        assert not _failures(rows, "C6a"), (p, _failures(rows, "C6a"))
+
+
+def test_sample_is_homogeneous_and_covers_schemes():
+    rng = np.random.default_rng(1)
+    ps = [c6.sample(rng) for _ in range(200)]
+    assert {p["scheme"] for p in ps} == set(c6.SN_SCHEMES)
+    assert {p["activation"] for p in ps} == set(c6.HOMOGENEOUS)
+    assert {p["conv"] for p in ps} == {True, False}
+
+
+@pytest.mark.parametrize("scheme", ["sn", "bsn", "ssn", "bssn"])
+@pytest.mark.parametrize("shape", [(128, 128, 1), (256, 128, 1), (64, 128, 3), (32, 128, 4)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_c6b_measured_shrink_vs_prediction(scheme, shape):
+    """THEORY C6b on one layer ``(c_in, c_out, k)``, 8 seeds (8 raw draws).
+
+    measured r_hat / predicted r has mean (over the 8 seeds) in
+    ``[1 - t, tw + 0.005 + t]`` where ``tw = (C5 bound / Tracy–Widom value)`` of the reshape(s)
+    (> 1: finite-size sigma is below the C5 value, so r is above its prediction) and
+    ``t`` = 5 sample-SE of the 8 ratios (their std is ~0.35/(sqrt(c_out) + sqrt(n)) — Tracy–Widom
+    fluctuations of sigma — so t is ~2.5% at 128 x 128 and shrinks like 1/sqrt(width)).
+    The lower end is 1 because ``E[1/sigma] >= 1/E[sigma] > 1/(C5 value)`` (Jensen, Gordon).
+    """
+    c_in, c_out, k = shape
+    seeds = range(8)
+    n = c_in * k * k
+    ratios = []
+    for seed in seeds:
+        if k == 1:      # dense c_in -> c_out, then the head c_out -> 1
+            p = dict(conv=False, depth=2, widths=[c_in, c_out] + [1] * 4)
+        else:           # conv c_in -> c_out on a k x k image (one output pixel), then the head
+            p = dict(conv=True, depth=2, in_channels=c_in, widths=[c_out] + [1] * 5, image=k)
+        p.update(seed=seed, kernels=[k] * 6, strides=[1] * 6, paddings=[0] * 6,
+                 activation="linear", slope=0.0, scheme=scheme, scale=1.7)
+        rows = [r for r in c6.instance(p) if r.claim == "C6b"]
+        assert rows[0].rhs == pytest.approx(shrink_prediction(scheme, c_in, c_out, k, 1.7),
+                                            rel=1e-12), rows[0].note
+        ratios.append(rows[0].ratio)
+    mean = float(np.mean(ratios))
+    if scheme in ("sn", "ssn"):
+        tw = gordon_upper(c_out, n) / opnorm_finite_size(c_out, n)
+    else:
+        tw = (gordon_upper(c_out, n) + gordon_upper(c_in, c_out * k * k)) / \
+             (opnorm_finite_size(c_out, n) + opnorm_finite_size(c_in, c_out * k * k))
+    t = 5 * float(np.std(ratios, ddof=1)) / math.sqrt(len(seeds))
+    assert 1 - t <= mean <= tw + 0.005 + t, \
+        f"{scheme} {shape}: mean r/pred {mean:.4f} over 8 seeds, tw {tw:.4f}, t {t:.4f}, {ratios}"
+
+
+def test_runner_integration():
+    rows, _, done = run_module(c6, instances=5, budget_s=10.0)
+    assert done == 5 and {r.claim for r in rows} == set(c6.CLAIMS)
+    assert all(r.kind == c6.CLAIMS[r.claim] for r in rows)
+    assert all(r.holds is not False for r in rows)
