@@ -1,6 +1,7 @@
 """THEORY C2a, C2b: layer scalings of homogeneous nets, and why equal allocation is optimal.
 
-An instance is a random bias-free net (dense or conv, built by the C1 module's ``build``) with
+An instance is a random bias-free net (dense or conv, built by the C1 module's ``build``, inputs
+redrawn independently of the weights: see :func:`build_generic`) with
 ReLU / leaky-ReLU / identity activations and identity output (C2a's premise), any scheme, and
 random layer scales ``c_i`` in [1/4, 4] (half of the instances rescaled to ``prod c_i = 1``).
 
@@ -49,6 +50,21 @@ def sample(rng: np.random.Generator) -> dict:
         unit_product=bool(rng.random() < 0.5))
 
 
+def build_generic(p: dict) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The C1 module's ``build(p)`` with the 8 inputs redrawn from an independent stream.
+
+    ``build`` draws the inputs and the weights from generators with the same seed, so ``x[0]``
+    equals the first row of the first layer's standard-normal draw: for ``lecun`` it is exactly
+    parallel to ``W_0[0]``, and for ``orthogonal`` it is orthogonal to every other row of
+    ``W_0``, which puts ReLU pre-activations at exactly 0 up to round-off (a kink, where C2a's
+    a.e. statement says nothing and the scaled copy can round to the other side).
+    """
+    model, x = build(p)
+    seed = int(np.random.SeedSequence([int(p["seed"]), 1]).generate_state(1)[0])
+    return model, torch.randn(x.shape, generator=torch.Generator().manual_seed(seed),
+                              dtype=x.dtype)
+
+
 def layer_scales(p: dict, L: int) -> np.ndarray:
     """The ``L`` scales of the instance (divided by their geometric mean if ``unit_product``)."""
     c = np.asarray(p["c"][:L], dtype=np.float64)
@@ -78,7 +94,7 @@ def instance(p: dict) -> list:
 
 
 def _instance(p: dict) -> list:
-    model, x = build(p)
+    model, x = build_generic(p)
     res = probe(model, x, ProbeOptions(spectra=False))
     L = len(res.layers)
     width = max(max(int(np.prod(i.input_shape)), int(np.prod(i.output_shape)))

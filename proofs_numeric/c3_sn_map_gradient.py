@@ -1,18 +1,20 @@
 """THEORY C3a, C3b: the gradient through the SN map ``W -> c W / sigma(W)`` to the raw weight.
 
 An instance is a random bias-free SN-family net (dense or conv, any internal activation, identity
-or sigmoid output; built by the C1 module's ``build``, exact sigma). C3 concerns
-``sigma = sigma_R``: it applies to every layer of ``sn`` / ``ssn`` nets and to the dense layers of
-``bsn`` / ``bssn`` / ``sn-conv`` nets (where their sigma equals ``sigma_R``); their conv layers are
-skipped (a different sigma, outside THEORY C3).
+or sigmoid output; built by the C1 module's ``build``, inputs redrawn by
+``c2_equal_allocation.build_generic``, exact sigma). C3 concerns ``sigma = sigma_R``: it applies
+to every layer of ``sn`` / ``ssn`` nets and to the dense layers of ``bsn`` / ``bssn`` /
+``sn-conv`` nets (where their sigma equals ``sigma_R``); their conv layers are skipped (a
+different sigma, outside THEORY C3).
 
 - C3a (identity): per-input raw-weight gradients by autograd through the parametrization
   (:func:`gradcheck.probe.hessian.raw_weight_grads`) against
   :func:`gradcheck.theory.reparam.sn_raw_gradient` ``P`` of ``G = c dD/dW_eff`` (engine path).
   Encoded as ``lhs = ||G||_F / sigma + ||M - P||_F``, ``rhs = ||G||_F / sigma`` over the batch:
   ``ratio - 1`` is the error relative to the size of the two terms of C3a (``||P||`` itself is 0
-  for a 1x1 weight, where ``W_bar = sign(W)``, and can be tiny). Tolerance: C1's round-off slack times ``1 + sigma_1 / (sigma_1 - sigma_2)``, the
-  conditioning of the top singular vectors.
+  for a 1x1 weight, where ``W_bar = sign(W)``, and can be tiny). Tolerance: C1's round-off
+  slack times ``1 + sigma_1 / (sigma_1 - sigma_2)``, the conditioning of the top singular
+  vectors.
 - C3b (inequality): ``||dD/dW||_F <= (||G||_F + ||G||_*) / sigma(W)`` at the worst input; for dense
   layers also the one-input corollary ``2 lambda_L ||x|| c prod_{i != t} ||W_i||_op / sigma(W)``
   (``2 lambda_L ||x|| / sigma(W)`` under SN on an all-dense net).
@@ -31,7 +33,7 @@ from gradcheck.theory.reparam import (c3b_bound, c3b_dense_bound, sn_raw_gradien
                                       top_singular_triple)
 
 from ._base import identity, inequality
-from .c1_gradient_bound import build
+from .c2_equal_allocation import build_generic
 
 CLAIMS = {"C3a": "identity", "C3b": "inequality"}
 SN_SCHEMES = ("sn", "ssn", "bsn", "bssn", "sn-conv")
@@ -72,7 +74,7 @@ def instance(p: dict) -> list:
 
 
 def _instance(p: dict) -> list:
-    model, x = build(p)
+    model, x = build_generic(p)
     res = probe(model, x, ProbeOptions(spectra=False))
     L = len(res.layers)
     eps = float(torch.finfo(torch.float64).eps)

@@ -1,11 +1,11 @@
 """THEORY C4: ``||H_{W_t} D||_op <= sup|a_L''| (mu_t ||x|| prod_{i != t} ||W_i||_op)^2``.
 
-An instance is a random bias-free net (dense or conv, built by the C1 module's ``build``) with
-piecewise-linear internal activations (ReLU / leaky ReLU / identity, C4's premise), identity or
-sigmoid output, any scheme. For each layer and each of the first ``INPUTS`` inputs, lhs = the
-Hessian operator norm w.r.t. the EFFECTIVE weight
-(:func:`gradcheck.probe.hessian.weight_hessian_opnorm`), rhs = :func:`c4_bound` from the measured
-operator norms; one row per layer at its worst input.
+An instance is a random bias-free net (dense or conv, built by the C1 module's ``build``, inputs
+redrawn by ``c2_equal_allocation.build_generic``) with piecewise-linear internal activations
+(ReLU / leaky ReLU / identity, C4's premise), identity or sigmoid output, any scheme. For each
+layer and each of the first ``INPUTS`` inputs, lhs = the Hessian operator norm w.r.t. the
+EFFECTIVE weight (:func:`gradcheck.probe.hessian.weight_hessian_opnorm`), rhs =
+:func:`c4_bound` from the measured operator norms; one row per layer at its worst input.
 
 Identity output: the bound is 0 and the Hessian must be exactly 0 (the row is ``0 <= 0``,
 ratio 1; any non-zero Hessian gives ratio inf, a violation). For SN-family nets the Hessian w.r.t.
@@ -26,7 +26,8 @@ from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.reparam import c4_bound
 
 from ._base import inequality
-from .c1_gradient_bound import SCHEMES, build
+from .c1_gradient_bound import SCHEMES
+from .c2_equal_allocation import build_generic
 
 CLAIMS = {"C4": "inequality"}
 PIECEWISE_LINEAR = ("relu", "lrelu", "linear")
@@ -63,7 +64,7 @@ def instance(p: dict) -> list:
 
 
 def _instance(p: dict) -> list:
-    model, x = build(p)
+    model, x = build_generic(p)
     x = x[:INPUTS]
     res = probe(model, x, ProbeOptions(spectra=False))
     L = len(res.layers)

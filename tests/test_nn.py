@@ -7,6 +7,7 @@ pattern. All float64; the global RNG is forked around every seeded construction.
 """
 from __future__ import annotations
 
+import copy
 import doctest
 import math
 from contextlib import contextmanager
@@ -30,8 +31,10 @@ LAYERS = {  # name -> factory; ConvTranspose2d stores (c_in, c_out, k, k): torch
     "convT": lambda: nn.ConvTranspose2d(4, 3, 3, bias=False, dtype=DT),
 }
 INPUTS = {"linear": (7,), "conv": (3, 6, 6), "convT": (4, 4, 4)}
-CONVERGED_STEPS = 1500   # training-mode forwards; the premise below makes this enough
-GAP_MAX = 0.95           # premise: sigma_2 / sigma_1 of every reshape used (r^1500 < 1e-33)
+CONVERGED_STEPS = 1500   # training-mode forwards; the premise below makes this enough:
+GAP_MAX = 0.98           # sigma_2 / sigma_1 of every reshape; vector error ~ 0.98^1500 < 1e-13
+
+pytestmark = pytest.mark.usefixtures("single_blas_thread")  # tiny ops: 15x faster on 1 thread
 
 
 @contextmanager
@@ -239,23 +242,45 @@ def test_recognised_by_scaling_of_and_moves_with_dtype():
     assert sc._u0.dtype == sc._v1.dtype == torch.float32
 
 
+def spiked(module: nn.Module, factor: float = 3.0) -> nn.Module:
+    """Add a separable rank-one kernel ``a (x) b (x) k`` of norm ``factor * sigma_max`` to the
+    weight: both reshapes then start with a clear top singular value (as trained
+    discriminators tend to have)."""
+    with torch.no_grad():
+        w = module.weight
+        a, b = torch.randn(w.shape[0], dtype=DT), torch.randn(w.shape[1], dtype=DT)
+        k = torch.randn(w.shape[2:], dtype=DT)
+        spike = torch.einsum("o,i,...->oi...", a / a.norm(), b / b.norm(), k / k.norm())
+        w.add_(factor * max(float(s) for s in exact_sigmas(w, 0)) * spike)
+    return module
+
+
 def test_tiny_gan_training_loop():
-    """D with BSN/BSSN trained against a generator: the raw weights move far, yet after each
-    step's single power iteration the estimates track the exact sigmas of the current weight."""
-    tol = 1e-4  # tracking error after 150 Adam steps of lr 1e-2, one power step per forward
+    """D with BSN/BSSN trained against a generator (hinge loss, D(real) and D(fake) before one
+    backward, then a G step through D): every estimate stays a lower bound of the exact sigma
+    (``u^T M v <= sigma_max``); the exact sigmas move by > 10 %, yet at the end the estimates
+    are within ``tol`` of them while the vectors frozen at the start are > 10 tol off.
+
+    Measured (seed 14): final tracking errors 1.5e-6 (conv) and 1.6e-4 (linear), frozen 1.2e-1
+    and 1.9e-1. The lag grows when the top two singular values nearly cross (up to ~1e-2 in
+    mid-training here), a property of one-step power iteration shared by torch's SN.
+    """
+    tol = 2e-3
     with seeded(14):
-        D = nn.Sequential(bidirectional_spectral_norm(nn.Conv2d(3, 6, 3, dtype=DT)),
+        D = nn.Sequential(bidirectional_spectral_norm(spiked(nn.Conv2d(3, 6, 3, dtype=DT))),
                           nn.LeakyReLU(0.1), nn.Flatten(),
-                          bidirectional_spectral_norm(nn.Linear(6 * 4 * 4, 1, dtype=DT),
-                                                      scale=1.3))
+                          bidirectional_spectral_norm(spiked(nn.Linear(96, 8, dtype=DT)),
+                                                      scale=1.3),
+                          nn.LeakyReLU(0.1), nn.Linear(8, 1, dtype=DT))
         G = nn.Sequential(nn.Linear(4, 3 * 6 * 6, dtype=DT), nn.Tanh(), nn.Unflatten(1, (3, 6, 6)))
         real = torch.randn(16, 3, 6, 6, dtype=DT) * 0.5 + 0.3
-    layers = [D[0], D[3]]
+    layers, scales = [D[0], D[3]], [1.0, 1.3]
+    frozen = [copy.deepcopy(param(m)) for m in layers]
     sigma0 = [exact_sigmas(raw(m).detach(), 0) for m in layers]
-    opt_d = torch.optim.Adam(D.parameters(), lr=1e-2, betas=(0.5, 0.999))
-    opt_g = torch.optim.Adam(G.parameters(), lr=1e-2, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.5, 0.999))
     gen = torch.Generator().manual_seed(15)
-    for _ in range(150):
+    for step in range(100):
         fake = G(torch.randn(16, 4, dtype=DT, generator=gen))
         loss_d = (1 - D(real)).relu().mean() + (1 + D(fake.detach())).relu().mean()
         opt_d.zero_grad()
@@ -265,16 +290,20 @@ def test_tiny_gan_training_loop():
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
-    D.train()
-    D(real)  # the next training forward's power step, as at the start of the next iteration
+        for m in layers:
+            w = raw(m).detach()
+            for est, ex in zip(param(m).sigma_estimates(w), exact_sigmas(w, 0)):
+                assert float(est) <= float(ex) * (1 + 100 * EPS), (step, m, est, ex)
     D.eval()
-    for m, s0, scale in zip(layers, sigma0, (1.0, 1.3)):
+    for m, s0, fr, scale in zip(layers, sigma0, frozen, scales):
         w = raw(m).detach()
-        exact = exact_sigmas(w, 0)
-        moved = max(abs(float(e / s) - 1) for e, s in zip(exact, s0))
-        assert moved > 100 * tol, f"premise: exact sigmas moved only {moved:.2e}"
-        est = [float(e) for e in param(m).sigma_estimates(w)]
-        assert_rel_close(est, [float(e) for e in exact], tol, f"tracked sigmas of {m}")
+        exact = [float(e) for e in exact_sigmas(w, 0)]
+        moved = max(abs(e / float(s) - 1) for e, s in zip(exact, s0))
+        assert moved > 0.1, f"premise: exact sigmas of {m} moved only {moved:.2e}"
+        assert_rel_close([float(e) for e in param(m).sigma_estimates(w)], exact, tol,
+                         f"tracked sigmas of {m}")
+        stale = max(abs(float(e) / x - 1) for e, x in zip(fr.sigma_estimates(w), exact))
+        assert stale > 10 * tol, f"premise: frozen vectors are only {stale:.1e} off for {m}"
         eff = exact_sigmas(m.weight.detach(), 0)
         assert_rel_close(float(eff[0] + eff[1]) / 2, scale, tol, f"normalised {m}")
 

@@ -113,7 +113,9 @@ class SpectralScaling(nn.Module):
     def sigma(self, w: torch.Tensor) -> torch.Tensor:
         """The divisor sigma(W) (0-dim, differentiable in ``w``), without power updates."""
         if self.mode == "power":
-            vals = [(getattr(self, f"_u{j}") * fwd(getattr(self, f"_v{j}"))).sum()
+            # clones: a later training-mode forward updates the buffers in place, which must
+            # not invalidate the graph of an earlier forward (D(real), D(fake), one backward)
+            vals = [(getattr(self, f"_u{j}").clone() * fwd(getattr(self, f"_v{j}").clone())).sum()
                     for j, (fwd, _, _) in enumerate(self._operators(w))]
             return vals[0] if len(vals) == 1 else (vals[0] + vals[1]) / 2
         if self.kind == "sn":
@@ -132,6 +134,10 @@ class SpectralScaling(nn.Module):
         if self.mode == "power" and self.training and torch.is_grad_enabled():
             self._power_step(w)
         return self.scale * w / self.sigma(w)
+
+    def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
+        """``module.weight = X`` sets the raw weight to X (as torch's spectral_norm does)."""
+        return w
 
     def extra_repr(self) -> str:  # noqa: D102
         return (f"kind={self.kind}, scale={self.scale}, mode={self.mode}, "

@@ -33,7 +33,8 @@ def xavier_std(fan_in: int, fan_out: int) -> float:
 
 def bsn_divisor(c_in: int, c_out: int, k: int = 1, s: float = 1.0) -> float:
     """C5 prediction of BSN's divisor ``(sigma_R + sigma_R2)/2`` for an i.i.d. ``N(0, s^2)`` kernel
-    ``(c_out, c_in, k, k)``: ``s (sqrt(c_in k^2) + sqrt(c_out) + sqrt(c_out k^2) + sqrt(c_in)) / 2``.
+    ``(c_out, c_in, k, k)``:
+    ``s (sqrt(c_in k^2) + sqrt(c_out) + sqrt(c_out k^2) + sqrt(c_in)) / 2``.
     """
     return s * (math.sqrt(c_in * k * k) + math.sqrt(c_out) + math.sqrt(c_out * k * k)
                 + math.sqrt(c_in)) / 2.0
@@ -55,7 +56,8 @@ def bsn_effective_std(c_in: int, c_out: int, k: int = 1, scale: float = 1.0,
 def bsn_xavier_constant(c_in: int, c_out: int, k: int = 1) -> float:
     """THEORY C9b per-layer constant: predicted BSN effective std / Xavier std.
 
-    ``= 2 sqrt((fan_in + fan_out)/2) / (sqrt(c_in k^2) + sqrt(c_out) + sqrt(c_out k^2) + sqrt(c_in))``
+    ``= 2 sqrt((fan_in + fan_out)/2) /
+    (sqrt(c_in k^2) + sqrt(c_out) + sqrt(c_out k^2) + sqrt(c_in))``
     with ``fan_in = c_in k^2``, ``fan_out = c_out k^2``. Square layers (``c_in = c_out``):
     ``k / (k + 1)`` (1/2 dense, 3/4 for 3x3, 4/5 for 4x4).
 

@@ -8,15 +8,22 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.polynomial.hermite_e import hermegauss
-
-_X, _W = hermegauss(81)
-_W = _W / math.sqrt(2 * math.pi)        # E[f(Z)] = sum _W f(_X), Z ~ N(0, 1)
-
+from scipy.integrate import quad
 
 def gauss_mean(f, q: float) -> float:
-    """``E[f(z)]`` for ``z ~ N(0, q)`` by 81-point Gauss-Hermite quadrature."""
-    return float(np.sum(_W * f(math.sqrt(max(q, 0.0)) * _X)))
+    """``E[f(z)]`` for ``z ~ N(0, q)`` by adaptive quadrature on ``[-12 sd, 12 sd]``.
+
+    (A fixed Gauss-Hermite rule scaled by ``sqrt(q)`` under-resolves tanh's and sigmoid's
+    unit-width features once ``q`` is large: +3% at q = 9, +161% at q = 100.)
+    """
+    sd = math.sqrt(max(q, 0.0))
+    if sd == 0.0:
+        return float(f(np.zeros(1))[0])
+    g = lambda z: float(f(np.array([z]))[0]) * math.exp(-0.5 * (z / sd) ** 2)  # noqa: E731
+    lim = 12.0 * sd
+    val, _ = quad(g, -lim, lim, points=[-1.0, 0.0, 1.0] if lim > 1 else None, limit=400,
+                  epsabs=1e-15, epsrel=1e-10)
+    return val / (sd * math.sqrt(2 * math.pi))
 
 
 def _sigmoid(z):

@@ -84,11 +84,12 @@ def opnorm_finite_size(m: int, n: int, s: float = 1.0) -> float:
     return s * (ra + rb + 0.5 * (1 / ra + 1 / rb) ** (1 / 3) * TW1_MEAN)
 
 
-# -- §5: Fuss–Catalan ------------------------------------------------------------------------------
+# -- §5: Fuss–Catalan ---------------------------------------------------------------------------
 def fuss_catalan_moment(L: int, k: int) -> int:
     """``m_k = binom((L+1)k, k) / (Lk + 1)`` (an integer): ``m_0 = m_1 = 1``, ``m_2 = L + 1``.
 
-    ``L = 1`` gives the Catalan numbers (Marchenko–Pastur, ratio 1); ``L = 0`` the point mass at 1.
+    ``L = 1`` gives the Catalan numbers (Marchenko–Pastur, ratio 1); ``L = 0`` the point mass
+    at 1.
 
     >>> [fuss_catalan_moment(2, k) for k in range(5)]
     [1, 1, 3, 12, 55]
@@ -216,7 +217,7 @@ def fuss_catalan_sample(L: int, size: int, rng: np.random.Generator,
     return np.interp(rng.random(size), grid_F, grid_x)
 
 
-# -- §5: the finite deep linear network ------------------------------------------------------------
+# -- §5: the finite deep linear network ---------------------------------------------------------
 def deep_linear_sq_singular_values(L: int, n: int, rng: np.random.Generator) -> np.ndarray:
     """Squared singular values ``(n,)`` of ``J = W_L ... W_1``, ``W_i`` i.i.d. ``N(0, 1/n)``.
 
@@ -230,7 +231,8 @@ def deep_linear_sq_singular_values(L: int, n: int, rng: np.random.Generator) -> 
 
 
 def deep_linear_moments(L: int, n: int) -> tuple[float, float, float]:
-    """Exact ``(E m_1, E m_2, Var m_1)`` at finite width ``n`` for :func:`deep_linear_sq_singular_values`.
+    """Exact ``(E m_1, E m_2, Var m_1)`` at finite width ``n``, for
+    :func:`deep_linear_sq_singular_values`.
 
     ``m_k = tr((J J^T)^k) / n``. With ``A = J_{L-1} J_{L-1}^T`` and ``W ~ N(0, 1/n)``, Wick's
     theorem gives ``E[tr(W A W^T)^2 | A] = (tr A)^2/n + (1 + 1/n) tr A^2`` and

@@ -68,9 +68,9 @@ def _dtype(dtype) -> torch.dtype:
     return dtype
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, width: int = 160) -> str:
     text = " ".join(str(exc).split()) or "no detail"
-    return f"{type(exc).__name__}: {text[:200]}"
+    return f"{type(exc).__name__}: {text if len(text) <= width else text[:width] + '...'}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -220,6 +220,10 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     return table
 
 
+class _ForbiddenGlobal(pickle.UnpicklingError):
+    """A pickle referred to a global outside the allow-list."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """Resolves only the globals a CIFAR batch needs; anything else is refused."""
 
@@ -229,13 +233,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return self._allowed[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"forbidden global {module}.{name}") from None
+            raise _ForbiddenGlobal(f"{module}.{name}") from None
 
 
 def _read_batch(path: str, raw: bytes, member: str) -> tuple[np.ndarray, list]:
     where = f"{path}: member {member}"
     try:
         obj = _RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except _ForbiddenGlobal as exc:
+        raise DataError(f"{where}: refused to unpickle: forbidden global {exc} (only trusted "
+                        f"CIFAR-10 batches of arrays, lists and dicts are loaded)") from None
     except Exception as exc:                # pickle raises many types on bad input
         raise DataError(f"{where}: cannot unpickle ({_one_line(exc)})") from None
     if not isinstance(obj, dict):
@@ -272,7 +279,7 @@ def load_cifar10_tarball(path, train: bool = True, limit: int | None = None,
         DataError: missing or unreadable file, not a tar archive, missing member, bad pickle or
             wrong array layout — one line naming the file (and member) and what is wrong.
     """
-    path = os.fspath(path)
+    path, dt = os.fspath(path), _dtype(dtype)
     limit = None if limit is None else _int("limit", limit)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
@@ -295,10 +302,14 @@ def load_cifar10_tarball(path, train: bool = True, limit: int | None = None,
                     break
     except DataError:
         raise
+    except tarfile.ReadError as exc:
+        detail = "not a tar or compressed tar file" if "could not be opened" in str(exc) else \
+            _one_line(exc)
+        raise DataError(f"{path}: not a readable tar archive ({detail})") from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: not a readable tar archive ({_one_line(exc)})") from None
     data = np.concatenate(images)[:limit].reshape(-1, 3, 32, 32)
-    return torch.from_numpy(data).to(_dtype(dtype)).div_(127.5).sub_(1.0)
+    return torch.from_numpy(data).to(dt).div_(127.5).sub_(1.0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -315,7 +326,7 @@ def load_npy(path, dtype=torch.float32) -> torch.Tensor:
         DataError: missing or corrupt file, a pickle or ``.npz``, wrong shape or dtype, no rows,
             NaN or infinite values.
     """
-    path = os.fspath(path)
+    path, dt = os.fspath(path), _dtype(dtype)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
     try:
@@ -329,12 +340,12 @@ def load_npy(path, dtype=torch.float32) -> torch.Tensor:
         raise DataError(f"{path}: array has shape {arr.shape}; expected (N, 2) points or "
                         f"(N, C, H, W) images with N >= 1")
     if arr.dtype == np.uint8:
-        return torch.from_numpy(arr).to(_dtype(dtype)).div_(127.5).sub_(1.0)
+        return torch.from_numpy(arr).to(dt).div_(127.5).sub_(1.0)
     if arr.dtype.kind != "f":
         raise DataError(f"{path}: dtype {arr.dtype} not supported; expected uint8 or float")
     if not np.isfinite(arr).all():
         raise DataError(f"{path}: array holds {int((~np.isfinite(arr)).sum())} NaN/inf values")
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(_dtype(dtype))
+    return torch.from_numpy(np.ascontiguousarray(arr)).to(dt)
 
 
 # ------------------------------------------------------------------------------------------------

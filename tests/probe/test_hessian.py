@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -156,8 +155,8 @@ def test_raw_weight_grads_match_oracles(case, seed):
     ARPACK, the legacy hook is not functional) against central finite differences along a random
     direction per input (``h = 1e-7``, small enough not to cross a (leaky) ReLU kink, which
     ``h = 1e-5`` did in one case: truncation ``~h^2``, cancellation ``~eps |D| / h ~ 1e-9 |D|``;
-    checked at ``1e-6 (|D| + ||g|| ||E||)``). Without a parametrization they are the effective-weight
-    gradients, also checked against ``reference.per_sample_weight_grads``."""
+    checked at ``1e-6 (|D| + ||g|| ||E||)``). Without a parametrization they are the
+    effective-weight gradients, also checked against ``reference.per_sample_weight_grads``."""
     model, x = case.make(seed)
     got = raw_weight_grads(model, x)
     eff = effective_weight_grads(model, x)[1]
@@ -300,3 +299,14 @@ def test_bad_arguments(seed):
         weight_hessian_opnorm(model, x, 0)
     with pytest.raises(ValueError, match="layer_index must be in"):
         weight_hessian_opnorm(model, x[:1], 3)
+
+
+def test_power_iteration_fallback_known_answer():
+    """The fallback used when ARPACK stops on an invariant start: power iteration on ``H^2``
+    recovers ``max |eig|`` of a diagonal operator with eigenvalues of both signs."""
+    from gradcheck.probe.hessian import _power_opnorm   # private: the fallback itself
+
+    d = torch.tensor([0.5, -3.0, 2.0, 0.0], dtype=torch.float64).numpy()
+    v0 = torch.ones(4, dtype=torch.float64).numpy()
+    assert _power_opnorm(lambda v: d * v, v0, 1e-14, 1000) == pytest.approx(3.0, rel=1e-12)
+    assert _power_opnorm(lambda v: 0 * v, v0, 1e-14, 1000) == 0.0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +23,8 @@ from gradcheck.reference import materialize
 from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.reparam import c2b_lhs, c2b_rhs, scaled_gradient_factors
 from proofs_numeric import c2_equal_allocation as C2
-from proofs_numeric.c1_gradient_bound import SCHEMES, build
+from proofs_numeric.c1_gradient_bound import SCHEMES
+from proofs_numeric.c2_equal_allocation import build_generic
 
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
@@ -55,7 +55,7 @@ def _tol(model, x) -> tuple[float, int]:
 
 
 def _check_scaling(p: dict, c_all, unit: bool) -> None:
-    model, x = build(p)
+    model, x = build_generic(p)
     tol, L = _tol(model, x)
     c = C2.layer_scales(dict(c=c_all, unit_product=unit), L)
     D_fac, g_fac = scaled_gradient_factors(c)
@@ -83,7 +83,7 @@ def test_c2a_scaling_layers_scales_output_and_gradients(p, c, unit):
 @given(net_params(), scales())
 def test_c2a_unit_product_leaves_output_and_divides_gradient(p, c):
     """With ``prod c_i = 1``: ``D`` unchanged, ``||dD/dW_t||`` divided by ``c_t``."""
-    model, x = build(p)
+    model, x = build_generic(p)
     tol, L = _tol(model, x)
     cs = C2.layer_scales(dict(c=c, unit_product=True), L)
     D0, G0 = effective_weight_grads(materialize(model), x)
@@ -104,7 +104,7 @@ def test_c2a_fails_outside_its_premise(activation, output):
     p = dict(conv=False, depth=3, seed=5, widths=[6, 7, 5, 1, 1, 1], kernels=[1] * 6,
              strides=[1] * 6, paddings=[0] * 6, image=6, activation=activation, slope=0.2,
              output=output, scheme="lecun", scale=1.0)
-    model, x = build(p)
+    model, x = build_generic(p)
     c = np.array([2.0, 2.0, 1.0])
     D0, _ = effective_weight_grads(materialize(model), x)
     D1, _ = effective_weight_grads(C2.scaled_copy(model, c), x)
@@ -118,7 +118,7 @@ def test_c2a_fails_outside_its_premise(activation, output):
 def test_c2b_measured_allocation_leq_summed_c1_bounds(p):
     """THEORY C2b on each net's measured operator norms ``s_t``: AM-GM side ``<=`` summed squared
     C1 bounds; equality when the same ``C`` is allocated equally."""
-    model, x = build(p)
+    model, x = build_generic(p)
     res = probe(model, x, ProbeOptions(spectra=False))
     s = np.array([n.sigma_op for n in res.norms])
     L = len(s)
@@ -136,7 +136,7 @@ def test_c2b_sn_is_the_equal_allocation_with_c_one(scheme):
     p = dict(conv=False, depth=4, seed=2, widths=[9, 7, 5, 8, 1, 1], kernels=[1] * 6,
              strides=[1] * 6, paddings=[0] * 6, image=6, activation="relu", slope=0.2,
              output="identity", scheme=scheme, scale=1.0)
-    model, x = build(p)
+    model, x = build_generic(p)
     res = probe(model, x, ProbeOptions(spectra=False))
     s = np.array([n.sigma_op for n in res.norms])
     tol = inequality_tol(EPS, 4, 9)

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given, settings, target
 from hypothesis import strategies as st
 from torch import nn
 
@@ -26,7 +26,8 @@ from gradcheck.probe.hessian import weight_hessian_opnorm
 from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.reparam import c4_bound
 from proofs_numeric import c4_hessian_bound as C4
-from proofs_numeric.c1_gradient_bound import SCHEMES, build
+from proofs_numeric.c1_gradient_bound import SCHEMES
+from proofs_numeric.c2_equal_allocation import build_generic
 
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
 INPUTS = 2
@@ -47,7 +48,7 @@ def net_params(draw, activations=C4.PIECEWISE_LINEAR, outputs=("sigmoid",), sche
 
 
 def _measure(p):
-    model, x = build(p)
+    model, x = build_generic(p)
     x = x[:INPUTS]
     res = probe(model, x, ProbeOptions(spectra=False))
     ops = np.array([n.sigma_op for n in res.norms])
@@ -68,6 +69,7 @@ def test_c4_hessian_opnorm_leq_bound(p):
         for b in range(len(x)):
             lhs = weight_hessian_opnorm(model, x[b:b + 1], t)
             rhs = float(c4_bound("sigmoid", info.mu, res.grads.x_norm[b], ops, t))
+            target(lhs / rhs if rhs > 0 else 0.0, label=f"C4 ratio, layer {t}, input {b}")
             assert lhs <= rhs * (1 + tol), (
                 f"C4 violated on layer {t} ({info.kind}, n={n}, mu={info.mu:.3g}) input {b}: "
                 f"{lhs!r} > {rhs!r} (ratio {lhs / rhs!r}, tol {tol:.3g}); ops {ops}; {p}")
@@ -92,7 +94,8 @@ def test_c4_is_attained_by_one_sigmoid_unit():
     with torch.no_grad():
         model[0].weight.copy_(x * math.log(2 + math.sqrt(3)) / float(x.norm()) ** 2)
     lhs = weight_hessian_opnorm(model, x, 0)
-    rhs = float(c4_bound("sigmoid", 1.0, float(x.norm()), [float(model[0].weight.detach().norm())], 0))
+    w_norm = float(model[0].weight.detach().norm())
+    rhs = float(c4_bound("sigmoid", 1.0, float(x.norm()), [w_norm], 0))
     assert_rel_close(lhs, rhs, rtol=inequality_tol(EPS, 1, 4), what="C4 tight case")
 
 
@@ -102,7 +105,7 @@ def test_c4_premise_needs_piecewise_linear_activations():
     p = dict(conv=False, depth=3, seed=4, widths=[5, 6, 4, 1, 1, 1], kernels=[1] * 6,
              strides=[1] * 6, paddings=[0] * 6, image=6, activation="tanh", slope=0.2,
              output="identity", scheme="lecun", scale=1.0)
-    model, x = build(p)
+    model, x = build_generic(p)
     assert weight_hessian_opnorm(model, x[:1], 0) > 1e-3
 
 

@@ -14,9 +14,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gradcheck._threads import single_threaded
 from gradcheck.theory.randmat import gordon_lower, gordon_upper, opnorm_finite_size
 from proofs_numeric import c5_gaussian_opnorm as c5
 from proofs_numeric.runner import run_module
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch and BLAS thread: these small float64 SVDs and nets gain nothing from threads,
+    and on a busy 2-core machine the pools' contention made single tests 5-10x slower."""
+    with single_threaded():
+        yield
 
 
 def _params(m, n, s, draws, seed):
@@ -36,7 +45,7 @@ def test_c5_bounds_hold(m, n, s, draws, seed):
     the concentration margin (each fails with probability <= 1e-6 if C5 is true)."""
     p = _params(m, n, s, draws, seed)
     rows = c5.instance(p)
-    assert {r.claim for r in rows} == set(c5.CLAIMS)
+    assert {r.claim for r in rows} == ({"C5", "C5-ratio"} if min(m, n) >= 8 else {"C5"})
     assert all(r.holds is not False for r in rows), f"{p}: {_explain(rows)}"
 
 
@@ -92,6 +101,6 @@ def test_tw_deficit_shrinks_with_size():
 def test_runner_integration():
     rows, seconds, done = run_module(c5, instances=4, budget_s=5.0)
     assert done == 4 and seconds < 5.0
-    assert {r.claim for r in rows} == set(c5.CLAIMS)
+    assert {r.claim for r in rows} <= set(c5.CLAIMS)
     assert all(r.kind == c5.CLAIMS[r.claim] for r in rows)
     assert all(r.holds is not False for r in rows)

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gradcheck._threads import single_threaded
 from gradcheck.theory.meanfield import shrink_prediction
 from gradcheck.theory.randmat import gordon_upper, opnorm_finite_size
 from proofs_numeric import c6_sn_lecun as c6
@@ -21,8 +22,11 @@ from proofs_numeric.runner import run_module
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread(single_blas_thread):
-    """Tiny float64 nets: torch's thread pool only adds contention (see conftest)."""
+def _one_thread():
+    """One torch and BLAS thread: these small float64 SVDs and nets gain nothing from threads,
+    and on a busy 2-core machine the pools' contention made single tests 5-10x slower."""
+    with single_threaded():
+        yield
 
 
 @st.composite
@@ -84,6 +88,18 @@ def test_c6a_edge_cases():
         assert not _failures(rows, "C6a"), (p, _failures(rows, "C6a"))
 
 
+def test_c6b_rows_only_where_the_asymptotic_prediction_applies():
+    """No C6b row for layers with a dimension below C6B_MIN_DIM (here: the 15 -> 1 head), none
+    for sn-conv conv layers."""
+    rows = [r for r in c6.instance(_base(widths=[12, 20, 9, 15, 7, 5])) if r.claim == "C6b"]
+    assert [r.note.split(":")[0] for r in rows] == ["layer 0 (linear (20, 12))",
+                                                    "layer 1 (linear (9, 20))",
+                                                    "layer 2 (linear (15, 9))"]
+    assert not [r for r in c6.instance(_base(widths=[1] * 6)) if r.claim == "C6b"]
+    conv = _base(conv=True, widths=[8] * 6, in_channels=8, scheme="sn-conv", image=8)
+    assert not [r for r in c6.instance(conv) if r.claim == "C6b"]
+
+
 def test_sample_is_homogeneous_and_covers_schemes():
     rng = np.random.default_rng(1)
     ps = [c6.sample(rng) for _ in range(200)]
@@ -101,7 +117,7 @@ def test_c6b_measured_shrink_vs_prediction(scheme, shape):
     measured r_hat / predicted r has mean (over the 8 seeds) in
     ``[1 - t, tw + 0.005 + t]`` where ``tw = (C5 bound / Tracy–Widom value)`` of the reshape(s)
     (> 1: finite-size sigma is below the C5 value, so r is above its prediction) and
-    ``t`` = 5 sample-SE of the 8 ratios (their std is ~0.35/(sqrt(c_out) + sqrt(n)) — Tracy–Widom
+    ``t`` = 5 sample-SE of the 8 ratios (their std is ~0.35/(sqrt(c_out) + sqrt(n)), Tracy–Widom
     fluctuations of sigma — so t is ~2.5% at 128 x 128 and shrinks like 1/sqrt(width)).
     The lower end is 1 because ``E[1/sigma] >= 1/E[sigma] > 1/(C5 value)`` (Jensen, Gordon).
     """

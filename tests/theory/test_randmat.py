@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import quad
 
+from gradcheck._threads import single_threaded
 from gradcheck.theory.randmat import (deep_linear_moments, deep_linear_sq_singular_values,
                                       expected_gaussian_norm, fuss_catalan_cdf,
                                       fuss_catalan_curve, fuss_catalan_density,
@@ -22,6 +23,14 @@ from gradcheck.theory.randmat import (deep_linear_moments, deep_linear_sq_singul
 
 EPS = float(np.finfo(np.float64).eps)
 Z = 5.0   # Monte-Carlo tolerances: Z standard errors (two-sided normal tail ~6e-7)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch and BLAS thread: these small float64 SVDs and nets gain nothing from threads,
+    and on a busy 2-core machine the pools' contention made single tests 5-10x slower."""
+    with single_threaded():
+        yield
 
 
 @pytest.fixture
@@ -103,7 +112,8 @@ def test_opnorm_finite_size_vs_monte_carlo(m, n, rng):
     ops = np.linalg.norm(rng.standard_normal((R, m, n)), ord=2, axis=(1, 2))
     est = opnorm_finite_size(m, n)
     tol = 0.01 * est + Z * ops.std(ddof=1) / math.sqrt(R)
-    assert abs(ops.mean() - est) <= tol, f"({m},{n}): MC {ops.mean():.4f} vs TW {est:.4f}, tol {tol:.4f}"
+    assert abs(ops.mean() - est) <= tol, \
+        f"({m},{n}): MC {ops.mean():.4f} vs TW {est:.4f}, tol {tol:.4f}"
     assert est < gordon_upper(m, n)
 
 
@@ -180,7 +190,7 @@ def test_fuss_catalan_sample_moments(L, rng):
     assert s.min() >= 0 and s.max() <= fuss_catalan_edge(L)
 
 
-# -- §5: finite deep linear networks ---------------------------------------------------------------
+# -- §5: finite deep linear networks ------------------------------------------------------------
 def test_deep_linear_moments_known_values():
     assert deep_linear_moments(0, 10) == (1.0, 1.0, 0.0)
     _, m2, v1 = deep_linear_moments(1, 50)       # Wishart: E tr(X^2)/n = 2 + 1/n
