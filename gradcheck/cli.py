@@ -106,7 +106,91 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", type=Path, default=Path("runs/prove"),
                     help="where prove.csv, prove.md, prove_instances.csv go (default runs/prove)")
     pr.add_argument("--quiet", action="store_true", help="print only the table")
+    t = sub.add_parser("train", help="train a GAN (hinge loss, Adam) and checkpoint D and G",
+                       description="Train a GAN on built-in or file data; write metrics.csv and "
+                       "ckpt_<step>.pt (loadable with weights_only=True) into --out. An "
+                       "interrupted run resumes from its last checkpoint when rerun.")
+    for flag, (field, typ, hlp) in TRAIN_FLAGS.items():
+        t.add_argument(flag, dest=field, type=_typed(typ, flag), default=argparse.SUPPRESS,
+                       help=hlp)
+    t.add_argument("--out", type=Path, required=True, help="run directory (resumed if it holds "
+                   "checkpoints of the same spec)")
+    t.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    k = sub.add_parser("track", help="probe every checkpoint of a training run (THEORY C10)",
+                       description="Run the probe engine on every checkpoint in RUN_DIR; write "
+                       "RUN_DIR/track/ (layers.csv, checks.csv, c10.json, c10.md, training.png).")
+    k.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    k.add_argument("--batch", type=int, default=64, help="inputs per checkpoint (default 64)")
+    k.add_argument("--spectra-inputs", type=int, default=0,
+                   help="inputs that get Jacobian spectra per checkpoint (default 0)")
+    k.add_argument("--quiet", action="store_true")
     return p
+
+
+#: flag -> (TrainSpec field, type, help).
+TRAIN_FLAGS = {
+    "--data": ("data", str, "ring | grid | shapes | cifar10:PATH | npy:PATH (default ring)"),
+    "--arch": ("arch", str, "D: mlp | conv | sngan (default mlp for 2-D data, conv for images)"),
+    "--depth": ("depth", int, "D layers (default 4)"),
+    "--width": ("width", int, "D (mlp) and G width (default 128)"),
+    "--channels": ("channels", int, "D channels (conv; default 32)"),
+    "--activation": ("activation", str, "D activation relu | lrelu | tanh | linear"),
+    "--slope": ("slope", float, "leaky-ReLU slope (default 0.1)"),
+    "--scheme": ("scheme", str, "D scaling: lecun (unnormalised) | sn | sn-conv | bsn | ssn | "
+                                "bssn | xavier | kaiming | orthogonal (default sn)"),
+    "--scale": ("scale", float, "c for ssn / bssn"),
+    "--sn-mode": ("sn_mode", str, "power (authors', default) | exact"),
+    "--power-iterations": ("power_iterations", int, "power steps per D forward (default 1)"),
+    "--z-dim": ("z_dim", int, "latent size (default 16 for 2-D data, 64 for images)"),
+    "--steps": ("steps", int, "G steps (default 2000)"),
+    "--batch": ("batch", int, "batch size (default 64)"),
+    "--lr": ("lr", float, "Adam learning rate (default 1e-4)"),
+    "--beta1": ("beta1", float, "Adam beta1 (default 0.5)"),
+    "--beta2": ("beta2", float, "Adam beta2 (default 0.999)"),
+    "--d-steps": ("d_steps", int, "D steps per G step (default 1)"),
+    "--n-data": ("n_data", int, "size of the generated data set (default 10000)"),
+    "--log-every": ("log_every", int, "steps between metrics rows (default 50)"),
+    "--ckpt-every": ("ckpt_every", int, "steps between checkpoints (default 500)"),
+    "--seed": ("seed", int, "seed of everything (default 0)"),
+}
+
+
+def cmd_train(ns) -> int:
+    from .spec import TrainSpec, validate_train
+    from .train.checkpoint import CheckpointError, checkpoint_files
+    from .train.gan import train
+
+    fields = {f: getattr(ns, f) for f, _, _ in TRAIN_FLAGS.values() if hasattr(ns, f)}
+    spec = validate_train(TrainSpec(**fields))
+    if ns.no_resume and checkpoint_files(ns.out):
+        raise SpecError(f"argument --out: {ns.out} already holds checkpoints (--no-resume)")
+    try:
+        from .train.data import DataError
+    except ImportError:  # pragma: no cover
+        DataError = ValueError
+    try:
+        t = train(spec, ns.out, resume=True, progress=not ns.quiet)
+    except (CheckpointError, DataError) as e:
+        raise SpecError(f"argument --out/--data: {e}")
+    last = (ns.out / "metrics.csv").read_text().splitlines()
+    if not ns.quiet:
+        print(f"trained {spec.steps} steps ({spec.scheme} D on {spec.data}) in "
+              f"{t.seconds:.1f} s -> {ns.out}")
+        print("last metrics: " + ", ".join(f"{k}={v}" for k, v in zip(
+            last[0].split(","), last[-1].split(",")) if not k.startswith(("raw_", "grad_"))))
+    return 0
+
+
+def cmd_track(ns) -> int:
+    from .train.track import track
+
+    if ns.batch < 1:
+        raise SpecError(f"argument --batch: must be an integer >= 1; got {ns.batch}")
+    say = (lambda m: None) if ns.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    report = track(ns.run_dir, ns.batch, ns.spectra_inputs, say)
+    print((ns.run_dir / "track" / "c10.md").read_text())
+    return 0 if report["c1_holds_every_checkpoint"] else 1
 
 
 def cmd_prove(ns) -> int:
@@ -209,11 +293,15 @@ def main(argv: list[str] | None = None) -> int:
         if ns.command is None:
             parser.print_help()
             return 2
-        return {"run": cmd_run, "prove": cmd_prove}[ns.command](ns)
+        return {"run": cmd_run, "prove": cmd_prove, "train": cmd_train,
+                "track": cmd_track}[ns.command](ns)
     except (UsageError, SpecError) as e:
         msg = str(e)
         print(f"gradcheck: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:                       # e.g. `gradcheck track RUN | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("gradcheck: interrupted", file=sys.stderr)
         return 130

@@ -65,7 +65,7 @@ def layer_rows(result: ProbeResult, setting: Setting, seed: int, v, mf, mf_pad) 
                    fan_in=info.fan_in, fan_out=info.fan_out, mu=info.mu,
                    sigma_R=n.sigma_R, sigma_R2=n.sigma_R2, sigma_op=n.sigma_op,
                    op_over_R=n.sigma_op / n.sigma_R, op_residual=n.op_residual,
-                   op_method=n.op_method, sigma_scheme=n.sigma_scheme,
+                   op_method=n.op_method, frobenius=n.frobenius, sigma_scheme=n.sigma_scheme,
                    raw_sigma_R=n.raw_sigma_R, sigma_1step=n.sigma_1step,
                    r_hat=r_hat(setting, info, n), r_pred=shrink_pred(setting, info, n),
                    v=v[t], chi=mf.chi[t],

@@ -51,18 +51,9 @@ def sample(rng: np.random.Generator) -> dict:
 
 
 def build_generic(p: dict) -> tuple[torch.nn.Module, torch.Tensor]:
-    """The C1 module's ``build(p)`` with the 8 inputs redrawn from an independent stream.
-
-    ``build`` draws the inputs and the weights from generators with the same seed, so ``x[0]``
-    equals the first row of the first layer's standard-normal draw: for ``lecun`` it is exactly
-    parallel to ``W_0[0]``, and for ``orthogonal`` it is orthogonal to every other row of
-    ``W_0``, which puts ReLU pre-activations at exactly 0 up to round-off (a kink, where C2a's
-    a.e. statement says nothing and the scaled copy can round to the other side).
-    """
-    model, x = build(p)
-    seed = int(np.random.SeedSequence([int(p["seed"]), 1]).generate_state(1)[0])
-    return model, torch.randn(x.shape, generator=torch.Generator().manual_seed(seed),
-                              dtype=x.dtype)
+    """The C1 module's ``build(p)``; its inputs come from their own stream (drawing them from
+    the weights' seed made ``x[0]`` a row of the first draw: ReLU inputs at a kink)."""
+    return build(p)
 
 
 def layer_scales(p: dict, L: int) -> np.ndarray:

@@ -71,3 +71,24 @@ def plot_bounds(checks: pd.DataFrame, title: str, path: Path) -> None:
     ax.legend(fontsize=7)
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
+
+
+def plot_training(L_df: pd.DataFrame, scheme: str, path: Path) -> None:
+    """THEORY C10 (a), (c), (d) over training checkpoints, one line per layer."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
+    for ax, col, lab in ((axes[0], "raw_sigma_R", "raw sigma_R(W_l) (norm)"),
+                         (axes[1], "wgrad_rms", "||dD/dW_l||_F rms (norm)"),
+                         (axes[2], "lecun_ratio", "||W_bar_l||_F / sqrt(c_out)")):
+        for layer, df in L_df.groupby("layer"):
+            ax.plot(df.step, df[col], "o-", ms=3, label=f"layer {layer}")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(lab)
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    axes[0].set_title("C10a raw spectral norms")
+    axes[1].set_title("C10c gradient norms")
+    axes[2].set_title("C10d effective LeCun ratio")
+    fig.suptitle(f"THEORY C10 over training — D scheme {scheme}")
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
