@@ -7,7 +7,9 @@ Each instance has two parts.
   with the same seed. Rows: per layer ``sigma_R2(W) = sigma_R(W)`` of the raw weight (slack
   ``10 (m + n) eps``: two SVDs of the same matrix and its transpose); per layer, at the input
   farthest from equality, ``||dD/dW_t||`` (BSN) ``=`` (SN) from the probe engine; the outputs
-  ``||D||``. Slack for the last two: :func:`gradcheck.theory.bounds.inequality_tol`.
+  ``||D||``. Slack for the last two: :func:`gradcheck.theory.bounds.inequality_tol` times the
+  cancellation factor :func:`proofs_numeric.c6_sn_lecun.conditioning` of the SN net (the
+  divisors differ by rounding, so the two nets' sums round differently).
 - ``C9b`` (prediction, not asserted): a random chain of 1-4 conv layers (channels 8-128
   log-uniform — the C5 value behind the prediction is asymptotic — square kernels 1-5) under bsn or bssn (exact sigma). Per layer: measured =
   realised per-entry rms of the weight used divided by Xavier's ``sqrt(2/(fan_in + fan_out))``;
@@ -33,6 +35,7 @@ from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.bsn import bsn_xavier_constant, effective_std, gradient_control, xavier_std
 
 from ._base import identity, prediction
+from .c6_sn_lecun import conditioning
 
 CLAIMS = {"C9a": "identity", "C9b": "prediction"}
 EPS = float(torch.finfo(torch.float64).eps)
@@ -105,12 +108,14 @@ def _rows(p: dict) -> list:
     rb, rs = probe(bsn, x, opts), probe(sn, x, opts)
     L = len(rb.layers)
     width = max(max(math.prod(i.input_shape), math.prod(i.output_shape)) for i in rb.layers)
-    tol = inequality_tol(EPS, L, width)
+    K = conditioning(sn, x)
+    tol = inequality_tol(EPS, L, width) * K
     for t in range(L):
         a, b = rb.grads.weight_grad[t], rs.grads.weight_grad[t]
         j = int(np.argmax(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
         out.append(identity("C9a", a[j], b[j], tol, p,
-                            f"layer {t}: ||dD/dW_t|| {p['scheme']} = {PAIRS[p['scheme']]}"))
+                            f"layer {t}: ||dD/dW_t|| {p['scheme']} = {PAIRS[p['scheme']]}; "
+                            f"conditioning K={K:.3g}"))
     out.append(identity("C9a", np.linalg.norm(rb.grads.D), np.linalg.norm(rs.grads.D), tol, p,
                         "output ||D||"))
 

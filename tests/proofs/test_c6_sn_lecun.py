@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gradcheck._threads import single_threaded
+from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.meanfield import shrink_prediction
 from gradcheck.theory.randmat import gordon_upper, opnorm_finite_size
 from proofs_numeric import c6_sn_lecun as c6
@@ -86,6 +87,31 @@ def test_c6a_edge_cases():
               _base(scheme="bssn", scale=3.0, activation="linear")]:
         rows = c6.instance(p)
         assert not _failures(rows, "C6a"), (p, _failures(rows, "C6a"))
+
+
+#: Found by ``gradcheck prove`` (831 instances): a 9 -> 1 layer whose output nearly cancels
+#: (|| |W||h| || ~ 600 sqrt(9) ||Wh||) made the SN and LeCun roundings differ by 3x the size-based
+#: tolerance. The identity holds; the tolerance now includes the conditioning factor.
+CANCELLING = dict(activation="linear", conv=False, depth=5, image=6, kernels=[5, 3, 3, 3, 3, 1],
+                  paddings=[1, 0, 0, 0, 1, 0], scale=1.523128149400203, scheme="bssn",
+                  seed=908578300, slope=0.4558735821554798, strides=[1, 1, 3, 1, 2, 1],
+                  widths=[11, 9, 11, 9, 1, 62])
+
+
+def test_conditioning_covers_cancellation():
+    model, x = c6.build(CANCELLING, "lecun")
+    assert c6.conditioning(model, x) > 100
+    rows = [r for r in c6.instance(CANCELLING) if r.claim == "C6a"]
+    assert all(r.holds for r in rows), _failures(rows, "C6a")
+    worst = max(abs(r.ratio - 1) / inequality_tol(c6.EPS, 5, 11) for r in rows)
+    assert worst > 1, "the size-based tolerance alone would not have covered this instance"
+
+
+def test_conditioning_is_small_for_generic_nets():
+    """Generic random nets: K is 1 except for the scalar head's few inputs (measured <= ~10)."""
+    for seed in range(3):
+        model, x = c6.build(_base(seed=seed, widths=[64] * 6, depth=4), "lecun")
+        assert 1.0 <= c6.conditioning(model, x) <= 50.0
 
 
 def test_c6b_rows_only_where_the_asymptotic_prediction_applies():
