@@ -281,6 +281,9 @@ def cmd_run(ns) -> int:
         for seed, e in v.items():
             print(f"seed {seed}: ||dD/dh|| per-layer factor, top to bottom: measured "
                   f"{e['measured']:.4f}, C7 predicted {e['predicted']:.4f}")
+        for seed, e in summary["gradient_control"].items():
+            print(f"seed {seed}: C9b gradient control: spread max/min |dD/dW| "
+                  f"{e['spread']:.3g}, sum |log chi| {e['sum_abs_log_chi']:.3g}")
         print(f"\nverdict: {summary['verdict']}  ->  {out}")
     return 1 if summary["violated"] else 0
 

@@ -14,6 +14,7 @@ from .probe import JacobianOptions, ProbeOptions, ProbeResult, probe
 from .schemes import SPECTRAL_SCHEMES
 from .spec import RunSpec
 from .verify import CHECK_COLUMNS, Setting, checks, mean_field, r_hat, shrink_pred
+from .verify_model import model_checks
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,15 @@ def probe_options(spec: RunSpec, seed: int) -> ProbeOptions:
 
 
 def _probe_seed(spec: RunSpec, seed: int, init: str | None = None,
-                spectra: bool = True, progress=None) -> ProbeResult:
+                spectra: bool = True, progress=None):
+    """(model, inputs, ProbeResult) of a built-in model for one seed."""
     dev, dt = resolve_device(spec.device), DTYPE[spec.dtype]
     model = make_model(spec, seed, init).to(device=dev, dtype=dt)
     x = make_inputs(spec, seed).to(device=dev, dtype=dt)
     opts = probe_options(spec, seed)
     if not spectra:
         opts = ProbeOptions(spectra=False, seed=seed)
-    return probe(model, x, opts, progress)
+    return model, x, probe(model, x, opts, progress)
 
 
 def layer_rows(result: ProbeResult, setting: Setting, seed: int, v, mf, mf_pad) -> list[dict]:
@@ -124,22 +126,23 @@ def run(spec: RunSpec, progress=None) -> RunOutput:
         if spec.source == "builtin":
             setting = setting_of(spec)
             tell(f"probing {spec.arch} ({spec.n_layers} layers, init {spec.init})")
-            res = _probe_seed(spec, seed, progress=tell)
+            model, x, res = _probe_seed(spec, seed, progress=tell)
             if spec.init in SPECTRAL_SCHEMES:
                 tell("probing the LeCun twin for C6a")
-                twin = _probe_seed(spec, seed, init="lecun", spectra=False)
-            x = make_inputs(spec, seed)
+                twin = _probe_seed(spec, seed, init="lecun", spectra=False)[2]
         else:
             model, x, setting = _external(spec, seed, tell)
-            model = model.to(device=dev, dtype=dt)
-            res = probe(model, x.to(device=dev, dtype=dt), probe_options(spec, seed), tell)
+            model, x = model.to(device=dev, dtype=dt), x.to(device=dev, dtype=dt)
+            res = probe(model, x, probe_options(spec, seed), tell)
         if any(info.has_bias for info in res.layers) and not setting.bias:
             setting = replace(setting, bias=True)      # the model has biases: say so
-        q0 = float((x ** 2).mean())
+        q0 = float((x.double() ** 2).mean())
         v, mf = mean_field(res, setting, q0)
         _, mf_pad = mean_field(res, setting, q0, padding_aware=True)
         layer_list += layer_rows(res, setting, seed, v, mf, mf_pad)
         check_list += checks(res, setting, seed, mf, twin)
+        tell("model checks (C2-C5, C6b, C9)")
+        check_list += model_checks(model, x, res, setting, seed)
         for t in range(len(res.layers)):
             if t < len(res.local):
                 spectra[f"seed{seed}/layer{t}/local"] = res.local[t].values

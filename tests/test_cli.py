@@ -183,3 +183,28 @@ def test_float32_overflow_is_reported_not_crashed(tmp_path, capsys):
     assert code == 0, stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["overflow_rows"] > 0 and "explosion" in summary["verdict"]
+
+
+def test_run_covers_every_applicable_claim(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert run_main(["run", "--init", "bsn", *SMALL, "--out", str(out)], capsys)[0] == 0
+    checks = pd.read_csv(out / "checks.csv")
+    for claim in ("C1", "C1a", "C1-SN", "C2a", "C2b", "C3a", "C3b", "C4", "C6a", "C9a"):
+        rows = checks[checks.claim == claim]
+        assert len(rows) and (rows.holds == True).all(), claim  # noqa: E712
+    for claim in ("C5-ratio", "C6b", "C7", "C9b"):
+        rows = checks[checks.claim == claim]
+        assert len(rows) and rows.holds.isna().all() and rows.ratio.notna().all(), claim
+
+
+def test_inapplicable_claims_say_why(tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["run", "--init", "sn", "--activation", "tanh", "--bias", *SMALL, "--out", str(out)]
+    code, stdout, _ = run_main(argv, capsys)
+    assert code == 0
+    checks = pd.read_csv(out / "checks.csv")
+    for claim in ("C1", "C1-SN", "C2a", "C4", "C6a"):
+        rows = checks[checks.claim == claim]
+        assert len(rows) and rows.note.str.startswith("not applicable: biases present").all()
+        assert rows.holds.isna().all(), claim           # never reported as a pass
+    assert "not applicable" in stdout and "biases present" in stdout

@@ -11,7 +11,7 @@ import torch
 from .. import __version__
 from ..runner import RunOutput
 from .io import staged_dir, write_csv, write_json, write_npz
-from .tables import claim_summary, vanishing_rates
+from .tables import claim_summary, gradient_control_table, vanishing_rates
 
 
 def summarize(result: RunOutput) -> dict:
@@ -23,7 +23,9 @@ def summarize(result: RunOutput) -> dict:
     if overflow:
         verdict += f" ({overflow} rows overflowed in {result.spec.dtype}: explosion)"
     return dict(
-        verdict=verdict, violated=violated, overflow_rows=int(overflow), claims=claims, vanishing_rate=vanishing_rates(result.layers),
+        verdict=verdict, violated=violated, overflow_rows=int(overflow), claims=claims,
+        vanishing_rate=vanishing_rates(result.layers),
+        gradient_control=gradient_control_table(result.layers),
         n_layers=int(result.spec.n_layers), seeds=list(result.spec.seeds),
         versions=dict(gradcheck=__version__, torch=torch.__version__, numpy=np.__version__,
                       scipy=scipy.__version__, python=platform.python_version()))

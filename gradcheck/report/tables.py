@@ -38,8 +38,12 @@ def layer_table(layers: pd.DataFrame, seed: int) -> str:
 
 def claim_summary(checks: pd.DataFrame) -> dict:
     """Per claim: kind, rows, applicable rows, violations, worst ratio, verdict."""
+    from ..theory.claims import CLAIMS
+
+    order = {c: i for i, c in enumerate(CLAIMS)}
     out = {}
-    for claim, df in checks.groupby("claim", sort=False):
+    groups = sorted(checks.groupby("claim", sort=False), key=lambda g: order.get(g[0], 99))
+    for claim, df in groups:
         kind = df.kind.iloc[0]
         over = df.note.str.startswith("overflow")
         app = df[(df.note.str.startswith("not applicable") == False) & ~over]  # noqa: E712
@@ -94,6 +98,20 @@ def checks_table(summary: dict) -> str:
             extra = f"worst ratio {e['worst_ratio']:.6g}  violations {e['violations']}"
         if e.get("overflow"):
             extra += f"  ({e['overflow']} rows overflowed: explosion in this dtype)"
-        lines.append(f"{claim:6s} {e['kind']:10s} {e['verdict']:18s} "
+        lines.append(f"{claim:8s} {e['kind']:10s} {e['verdict']:18s} "
                      f"{e['applicable']:>4d}/{e['rows']:<4d} rows  {extra}")
     return "\n".join(lines)
+
+
+def gradient_control_table(layers: pd.DataFrame) -> dict:
+    """THEORY C9b, per seed: spread max/min of per-layer rms ||dD/dW|| and sum |log chi|."""
+    from ..theory.bsn import gradient_control
+
+    out = {}
+    for seed, df in layers.groupby("seed"):
+        try:
+            spread, logchi = gradient_control(df.wgrad_rms.to_numpy(), df.chi.to_numpy())
+        except ValueError:
+            spread, logchi = math.nan, math.nan
+        out[str(seed)] = dict(spread=float(spread), sum_abs_log_chi=float(logchi))
+    return out
