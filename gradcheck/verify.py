@@ -253,5 +253,10 @@ def shrink_pred(setting: Setting, info, norms) -> float:
     if setting.scheme not in SPECTRAL_SCHEMES or setting.trained:
         return math.nan
     k = math.sqrt(info.kernel[0] * info.kernel[1])
+    if setting.scheme == "sn-conv":
+        # C6b's SN_Conv 'prediction' s sqrt(n)/||Conv||_op is the realised shrink itself (no
+        # closed form for a conv operator); dense layers: ||W||_op = sigma_R, SN's formula
+        return math.nan if info.kind == "conv" else shrink_prediction(
+            "sn", info.weight_shape[1], info.weight_shape[0], 1.0)
     return shrink_prediction(setting.scheme, info.weight_shape[1], info.weight_shape[0], k,
-                             setting.scale, 1.0 / norms.sigma_scheme)
+                             setting.scale)

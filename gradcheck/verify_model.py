@@ -159,8 +159,12 @@ def predictions(result: ProbeResult, setting: Setting, seed: int):
                              f"[{gordon_lower(m, fan_in, s):.4g}, {gordon_upper(m, fan_in, s):.4g}]"))
         if setting.scheme in SPECTRAL_SCHEMES and not setting.trained:
             rh, rp = r_hat(setting, info, n), shrink_pred(setting, info, n)
-            rows.append(_row("C6b", "prediction", seed, t, rh, rp, rh / rp, "",
-                             "measured shrink r_hat vs C6b prediction"))
+            if math.isnan(rp):
+                rows.append(_na("C6b", "prediction", seed, t, "strict SN on a conv layer: no "
+                                "closed-form shrink (s sqrt(n)/||Conv||_op is r_hat itself)"))
+            else:
+                rows.append(_row("C6b", "prediction", seed, t, rh, rp, rh / rp, "",
+                                 "measured shrink r_hat vs C6b prediction"))
         if info.kind == "linear":
             _, _, r = _identity_ratio(np.array([n.sigma_R]), np.array([n.sigma_R2]))
             rows.append(_row("C9a", "identity", seed, t, n.sigma_R, n.sigma_R2, r,

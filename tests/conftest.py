@@ -256,3 +256,36 @@ def assert_rel_close(got, want, rtol: float, what: str, atol: float = 0.0) -> No
             f"ratio {ratio!r}, |diff| {float(err[worst])!r} > allowed {float(allowed[worst])!r} "
             f"(rtol={rtol:.1e}, atol={atol:.1e}); "
             f"{int(np.sum(excess > 0))} of {got.size} entries out of tolerance")
+
+
+# ------------------------------------------------------------------------------------------------
+# Hypothesis strategy shared by the property tests (tests/proofs)
+# ------------------------------------------------------------------------------------------------
+
+ALL_SCHEMES = ("lecun", "xavier", "kaiming", "orthogonal", "sn", "sn-conv", "bsn", "ssn", "bssn")
+
+
+def _net_params(draw, conv=None, activations=("relu", "lrelu", "tanh", "linear"),
+                outputs=("identity", "sigmoid"), schemes=ALL_SCHEMES):
+    """Parameters of a random net for ``proofs_numeric.c1_gradient_bound.build``: dense or
+    conv, depth 1-6, widths 1-32 (conv channels 1-8), kernels 1-5, strides 1-3, paddings 0-2."""
+    from hypothesis import strategies as st
+
+    conv = draw(st.booleans()) if conv is None else conv
+    six = lambda lo, hi: st.lists(st.integers(lo, hi), min_size=6, max_size=6)  # noqa: E731
+    return dict(
+        conv=conv, depth=draw(st.integers(1, 6)), seed=draw(st.integers(0, 2 ** 31 - 1)),
+        widths=draw(six(1, 8 if conv else 32)), kernels=draw(six(1, 5)),
+        strides=draw(six(1, 3)), paddings=draw(six(0, 2)), image=draw(st.integers(5, 10)),
+        activation=draw(st.sampled_from(activations)), slope=draw(st.floats(0.0, 1.0)),
+        output=draw(st.sampled_from(outputs)), scheme=draw(st.sampled_from(schemes)),
+        scale=draw(st.floats(0.5, 2.0)))
+
+
+def net_params(**defaults):
+    """``net_params(activations=..., outputs=..., schemes=..., conv=...)`` -> a strategy
+    factory whose keyword defaults are these (callers may override them)."""
+    from hypothesis import strategies as st
+
+    strategy = st.composite(_net_params)
+    return lambda **kw: strategy(**{**defaults, **kw})

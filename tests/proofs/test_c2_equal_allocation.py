@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import net_params as shared_net_params
 from conftest import EPS, assert_rel_close
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.probe.hessian import effective_weight_grads
@@ -29,18 +30,7 @@ from proofs_numeric.c2_equal_allocation import build_generic
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
-@st.composite
-def net_params(draw, activations=C2.HOMOGENEOUS, outputs=("identity",), schemes=SCHEMES):
-    """Parameters of a random net for ``proofs_numeric.c1_gradient_bound.build``."""
-    conv = draw(st.booleans())
-    six = lambda lo, hi: st.lists(st.integers(lo, hi), min_size=6, max_size=6)  # noqa: E731
-    return dict(
-        conv=conv, depth=draw(st.integers(1, 6)), seed=draw(st.integers(0, 2 ** 31 - 1)),
-        widths=draw(six(1, 8 if conv else 32)), kernels=draw(six(1, 5)),
-        strides=draw(six(1, 3)), paddings=draw(six(0, 2)), image=draw(st.integers(5, 10)),
-        activation=draw(st.sampled_from(activations)), slope=draw(st.floats(0.0, 1.0)),
-        output=draw(st.sampled_from(outputs)), scheme=draw(st.sampled_from(schemes)),
-        scale=draw(st.floats(0.5, 2.0)))
+net_params = shared_net_params(activations=C2.HOMOGENEOUS, outputs=("identity",), schemes=SCHEMES)
 
 
 def scales():

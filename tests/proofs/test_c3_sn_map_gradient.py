@@ -25,6 +25,7 @@ from hypothesis import assume, given, settings, target
 from hypothesis import strategies as st
 from torch import nn
 
+from conftest import net_params as shared_net_params
 from conftest import EPS, assert_rel_close
 from gradcheck.models import Discriminator
 from gradcheck.probe import ProbeOptions, probe
@@ -40,19 +41,8 @@ pytestmark = pytest.mark.usefixtures("single_blas_thread")
 ALL_ACTIVATIONS = ("relu", "lrelu", "tanh", "linear")
 
 
-@st.composite
-def net_params(draw, conv=None, activations=ALL_ACTIVATIONS, outputs=("identity", "sigmoid"),
-               schemes=C3.SN_SCHEMES):
-    """Parameters of a random net for ``proofs_numeric.c1_gradient_bound.build``."""
-    conv = draw(st.booleans()) if conv is None else conv
-    six = lambda lo, hi: st.lists(st.integers(lo, hi), min_size=6, max_size=6)  # noqa: E731
-    return dict(
-        conv=conv, depth=draw(st.integers(1, 6)), seed=draw(st.integers(0, 2 ** 31 - 1)),
-        widths=draw(six(1, 8 if conv else 32)), kernels=draw(six(1, 5)),
-        strides=draw(six(1, 3)), paddings=draw(six(0, 2)), image=draw(st.integers(5, 10)),
-        activation=draw(st.sampled_from(activations)), slope=draw(st.floats(0.0, 1.0)),
-        output=draw(st.sampled_from(outputs)), scheme=draw(st.sampled_from(schemes)),
-        scale=draw(st.floats(0.5, 2.0)))
+net_params = shared_net_params(activations=ALL_ACTIVATIONS, outputs=("identity", "sigmoid"),
+                              schemes=C3.SN_SCHEMES)
 
 
 def _layers(model):
