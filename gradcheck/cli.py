@@ -97,10 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prove", help="sample random instances of every claim C1-C9",
                         description="Sample random instances per claim (proofs_numeric) within "
                         "a time budget; print and write a table (CSV and Markdown).")
-    pr.add_argument("--instances", type=int, default=20, help="instances per claim module "
-                    "(default 20)")
-    pr.add_argument("--budget-seconds", type=float, default=100.0,
-                    help="total time budget, split evenly over the claims (default 100)")
+    pr.add_argument("--instances", type=int, default=200, help="at most this many instances "
+                    "per claim module (default 200)")
+    pr.add_argument("--budget-seconds", type=float, default=90.0,
+                    help="total time budget, split evenly over the claim modules (default 90)")
     pr.add_argument("--seed", type=int, default=0, help="seeds the instance sampler")
     pr.add_argument("--only", type=str, default=None, help="comma list of claims, e.g. C1,C8")
     pr.add_argument("--out", type=Path, default=Path("runs/prove"),

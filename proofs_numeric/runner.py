@@ -82,7 +82,7 @@ def summarize(df: pd.DataFrame, seconds: dict[str, float], counts: dict[str, int
 
 def markdown(table: pd.DataFrame) -> str:
     head = "| " + " | ".join(SUMMARY_COLUMNS) + " |\n|" + "---|" * len(SUMMARY_COLUMNS) + "\n"
-    fmt = lambda v: f"{v:.6g}" if isinstance(v, float) else str(v)  # noqa: E731
+    fmt = lambda v: f"{v:.12g}" if isinstance(v, float) else str(v)  # noqa: E731
     return head + "".join("| " + " | ".join(fmt(r[c]) for c in SUMMARY_COLUMNS) + " |\n"
                           for _, r in table.iterrows())
 

@@ -1,0 +1,93 @@
+"""The one place where the figure scripts call the gradcheck engine.
+
+:func:`probe_tables` is ``gradcheck.runner.run`` for one seed without the model-level checks
+(C2-C5, C6b, C9 in ``verify_model``), which the figures do not draw and which dominate the cost
+of deep nets: it builds the model and inputs of a :class:`RunSpec`, probes them, and turns the
+result into the same per-layer rows (``layers.csv``) and C1/C7/C8 check rows (``checks.csv``)
+that ``gradcheck run`` writes. :func:`trained_run` and :func:`tracked` are ``gradcheck train``
+and ``gradcheck track`` with a cache keyed by the training spec.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gradcheck.build import make_inputs, make_model
+from gradcheck.probe import ProbeOptions, ProbeResult, probe
+from gradcheck.runner import layer_rows, probe_options, setting_of
+from gradcheck.spec import RunSpec, TrainSpec, validate, validate_train
+from gradcheck.verify import CHECK_COLUMNS, checks, mean_field
+
+
+@dataclass(frozen=True)
+class Probed:
+    """One seed of one spec: the layers table, the C1/C1a/C7/C8 checks, the raw result."""
+
+    layers: pd.DataFrame
+    checks: pd.DataFrame
+    result: ProbeResult
+
+
+def probe_tables(spec: RunSpec, seed: int, spectra: bool = False) -> Probed:
+    """Probe ``spec``'s model for ``seed``; ``spectra`` adds the Jacobian singular values."""
+    spec = validate(spec)
+    model = make_model(spec, seed)
+    x = make_inputs(spec, seed).to(next(model.parameters()).dtype)
+    opts = probe_options(spec, seed) if spectra else ProbeOptions(spectra=False, seed=seed)
+    res = probe(model, x, opts)
+    setting = setting_of(spec)
+    q0 = float((x.double() ** 2).mean())
+    v, mf = mean_field(res, setting, q0)
+    _, mf_pad = mean_field(res, setting, q0, padding_aware=True)
+    layers = pd.DataFrame(layer_rows(res, setting, seed, v, mf, mf_pad))
+    chk = pd.DataFrame(checks(res, setting, seed, mf, None), columns=CHECK_COLUMNS)
+    return Probed(layers, chk, res)
+
+
+def _run_name(spec: TrainSpec) -> str:
+    return (f"{spec.scheme}-c{spec.scale:g}-{spec.arch}{spec.depth}-n{spec.steps}"
+            f"-lr{spec.lr:g}-s{spec.seed}")
+
+
+def trained_run(spec: TrainSpec, root: Path, say=lambda m: None) -> Path:
+    """Train ``spec`` into ``root/runs/<name>`` unless a finished run of that spec is there."""
+    from gradcheck.train.gan import train
+
+    spec = validate_train(spec)
+    run_dir = Path(root) / "runs" / _run_name(spec)
+    done = run_dir / "metrics.csv"
+    if done.exists() and (run_dir / "spec.json").exists():
+        same = json.loads((run_dir / "spec.json").read_text()) == json.loads(
+            json.dumps(spec.to_dict()))
+        last = pd.read_csv(done).step.max() if done.stat().st_size else -1
+        if same and last == spec.steps:
+            say(f"reusing {run_dir.name}")
+            return run_dir
+    if run_dir.exists():
+        shutil.rmtree(run_dir)          # our own cache entry, from another spec or unfinished
+    say(f"training {run_dir.name}")
+    train(spec, run_dir, resume=False, progress=False)
+    return run_dir
+
+
+def tracked(run_dir: Path, batch: int, say=lambda m: None) -> pd.DataFrame:
+    """``gradcheck track``'s per-checkpoint layers table of ``run_dir`` (computed once)."""
+    from gradcheck.train.track import track
+
+    table = Path(run_dir) / "track" / "layers.csv"
+    metrics = Path(run_dir) / "metrics.csv"
+    if not (table.exists() and table.stat().st_mtime >= metrics.stat().st_mtime):
+        say(f"probing the checkpoints of {Path(run_dir).name}")
+        track(Path(run_dir), batch=batch, spectra_inputs=0)
+    return pd.read_csv(table)
+
+
+def geometric_mean(values) -> float:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.exp(np.mean(np.log(v)))) if len(v) else float("nan")
