@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gradcheck._threads import single_threaded
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.probe.hessian import effective_weight_grads, raw_weight_grads
 from gradcheck.schemes import scaling_of
@@ -68,12 +67,7 @@ def applicable(module, weight: torch.Tensor) -> bool:
 
 
 def instance(p: dict) -> list:
-    """The rows of one instance (one thread: the nets are tiny, see ``gradcheck._threads``)."""
-    with single_threaded():
-        return _instance(p)
-
-
-def _instance(p: dict) -> list:
+    """The rows of one instance (the runner pins one thread: the nets are tiny)."""
     model, x = build_generic(p)
     res = probe(model, x, ProbeOptions(spectra=False))
     L = len(res.layers)

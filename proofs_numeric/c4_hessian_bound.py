@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gradcheck._threads import single_threaded
 from gradcheck.probe import ProbeError, ProbeOptions, probe
 from gradcheck.probe.hessian import raw_weight_hessian_opnorm, weight_hessian_opnorm
 from gradcheck.schemes import SPECTRAL_SCHEMES
@@ -58,12 +57,7 @@ def _raw_note(model, x1, t: int, scheme: str) -> str:
 
 
 def instance(p: dict) -> list:
-    """The rows of one instance (one thread: the nets are tiny, see ``gradcheck._threads``)."""
-    with single_threaded():
-        return _instance(p)
-
-
-def _instance(p: dict) -> list:
+    """The rows of one instance (the runner pins one thread: the nets are tiny)."""
     model, x = build_generic(p)
     x = x[:INPUTS]
     res = probe(model, x, ProbeOptions(spectra=False))

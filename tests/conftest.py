@@ -223,10 +223,10 @@ def single_blas_thread():
     The nets here are tiny; with two threads on a loaded two-core machine torch's thread pool
     (and its contention with ARPACK's, on the Lanczos paths) made one probe take 5-8 s instead
     of 0.02 s (measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    from gradcheck._threads import single_threaded
+
+    with single_threaded():
+        yield
 
 
 # ------------------------------------------------------------------------------------------------

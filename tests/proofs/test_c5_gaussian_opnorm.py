@@ -14,18 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcheck._threads import single_threaded
 from gradcheck.theory.randmat import gordon_lower, gordon_upper, opnorm_finite_size
 from proofs_numeric import c5_gaussian_opnorm as c5
 from proofs_numeric.runner import run_module
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and BLAS thread: these small float64 SVDs and nets gain nothing from threads,
-    and on a busy 2-core machine the pools' contention made single tests 5-10x slower."""
-    with single_threaded():
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def _params(m, n, s, draws, seed):

@@ -14,20 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gradcheck._threads import single_threaded
 from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.meanfield import shrink_prediction
 from gradcheck.theory.randmat import gordon_upper, opnorm_finite_size
 from proofs_numeric import c6_sn_lecun as c6
 from proofs_numeric.runner import run_module
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and BLAS thread: these small float64 SVDs and nets gain nothing from threads,
-    and on a busy 2-core machine the pools' contention made single tests 5-10x slower."""
-    with single_threaded():
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 @st.composite

@@ -14,19 +14,12 @@ import math
 import numpy as np
 import pytest
 
-from gradcheck._threads import single_threaded
 from proofs_numeric import c7_meanfield as c7
 from proofs_numeric.runner import run_module
 
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
+
 SEEDS = range(8)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and BLAS thread: these small float64 SVDs and nets gain nothing from threads,
-    and on a busy 2-core machine the pools' contention made single tests 5-10x slower."""
-    with single_threaded():
-        yield
 
 
 def _p(**kw):

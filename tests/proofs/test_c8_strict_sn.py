@@ -14,17 +14,10 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gradcheck._threads import single_threaded
 from proofs_numeric import c8_strict_sn as c8
 from proofs_numeric.runner import run_module
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and BLAS thread: these small float64 SVDs and nets gain nothing from threads,
-    and on a busy 2-core machine the pools' contention made single tests 5-10x slower."""
-    with single_threaded():
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def _p(c_out=2, c_in=3, kernel=(3, 3), stride=(1, 1), padding=(1, 1), input_hw=(6, 6), seed=0):

@@ -14,19 +14,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gradcheck._threads import single_threaded
 from gradcheck.schemes.sigma import sigma_R, sigma_R2
 from gradcheck.theory.randmat import gordon_upper, opnorm_finite_size
 from proofs_numeric import c9_bsn as c9
 from proofs_numeric.runner import run_module
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and BLAS thread: these small float64 SVDs and nets gain nothing from threads,
-    and on a busy 2-core machine the pools' contention made single tests 5-10x slower."""
-    with single_threaded():
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def _p(**kw):

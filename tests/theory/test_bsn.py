@@ -10,7 +10,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcheck._threads import single_threaded
 from gradcheck.models import SNGAN_CONVS
 from gradcheck.schemes.sigma import sigma_R, sigma_R2
 from gradcheck.theory.bsn import (bsn_divisor, bsn_effective_std, bsn_xavier_constant,
@@ -18,15 +17,9 @@ from gradcheck.theory.bsn import (bsn_divisor, bsn_effective_std, bsn_xavier_con
 from gradcheck.theory.meanfield import shrink_prediction
 from gradcheck.theory.randmat import gordon_upper, opnorm_finite_size
 
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
+
 EPS = float(np.finfo(np.float64).eps)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and BLAS thread: these small float64 SVDs and nets gain nothing from threads,
-    and on a busy 2-core machine the pools' contention made single tests 5-10x slower."""
-    with single_threaded():
-        yield
 
 
 def cifar_shapes():

@@ -10,22 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcheck._threads import single_threaded
 from gradcheck.models import SNGAN_CONVS
 from gradcheck.theory.meanfield import (gauss_mean, gaussian_opnorm, kappas, output_d, predict,
                                         shrink_prediction)
 from gradcheck.theory.randmat import gordon_upper
 
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
+
 EPS = float(np.finfo(np.float64).eps)
 Z = 5.0     # Monte-Carlo tolerance in standard errors
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and BLAS thread: these small float64 SVDs and nets gain nothing from threads,
-    and on a busy 2-core machine the pools' contention made single tests 5-10x slower."""
-    with single_threaded():
-        yield
 
 
 @pytest.fixture

@@ -13,24 +13,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import quad
 
-from gradcheck._threads import single_threaded
 from gradcheck.theory.randmat import (deep_linear_moments, deep_linear_sq_singular_values,
+
                                       expected_gaussian_norm, fuss_catalan_cdf,
                                       fuss_catalan_curve, fuss_catalan_density,
                                       fuss_catalan_edge, fuss_catalan_moment,
                                       fuss_catalan_numeric_moment, fuss_catalan_sample,
                                       gordon_lower, gordon_upper, opnorm_finite_size)
 
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
+
 EPS = float(np.finfo(np.float64).eps)
 Z = 5.0   # Monte-Carlo tolerances: Z standard errors (two-sided normal tail ~6e-7)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and BLAS thread: these small float64 SVDs and nets gain nothing from threads,
-    and on a busy 2-core machine the pools' contention made single tests 5-10x slower."""
-    with single_threaded():
-        yield
 
 
 @pytest.fixture
