@@ -65,15 +65,21 @@ def save(fig, out: Path, name: str) -> None:
 
 
 def write_table(df: pd.DataFrame, out: Path, name: str) -> pd.DataFrame:
-    """Write ``out/name.csv`` (the table the figure is drawn from) and return ``df``."""
+    """Write ``out/name.csv`` and return it as read back, so that what is drawn is exactly
+    the table on disk (a redraw from the CSV gives identical files)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / f"{name}.csv", index=False, float_format="%.10g")
-    return df
+    return read_table(out, name)
 
 
 def read_table(out: Path, name: str) -> pd.DataFrame:
-    return pd.read_csv(Path(out) / f"{name}.csv")
+    return pd.read_csv(Path(out) / f"{name}.csv", low_memory=False)
+
+
+def as_bool(s: pd.Series) -> pd.Series:
+    """A True/False column as read back from CSV (bools, or their strings; NaN -> False)."""
+    return s.astype(str).str.lower() == "true"
 
 
 def scheme_label(scheme: str, scale: float | None = None) -> str:

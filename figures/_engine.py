@@ -54,25 +54,59 @@ def _run_name(spec: TrainSpec) -> str:
             f"-lr{spec.lr:g}-s{spec.seed}")
 
 
+def _cached(spec: TrainSpec, root: Path) -> Path | None:
+    """The run directory of ``spec`` under ``root/runs`` if it holds a finished run of it."""
+    run_dir = Path(root) / "runs" / _run_name(spec)
+    done = run_dir / "metrics.csv"
+    if not (done.exists() and done.stat().st_size and (run_dir / "spec.json").exists()):
+        return None
+    same = json.loads((run_dir / "spec.json").read_text()) == json.loads(
+        json.dumps(spec.to_dict()))
+    return run_dir if same and pd.read_csv(done).step.max() == spec.steps else None
+
+
 def trained_run(spec: TrainSpec, root: Path, say=lambda m: None) -> Path:
     """Train ``spec`` into ``root/runs/<name>`` unless a finished run of that spec is there."""
     from gradcheck.train.gan import train
 
     spec = validate_train(spec)
+    hit = _cached(spec, root)
+    if hit is not None:
+        say(f"reusing {hit.name}")
+        return hit
     run_dir = Path(root) / "runs" / _run_name(spec)
-    done = run_dir / "metrics.csv"
-    if done.exists() and (run_dir / "spec.json").exists():
-        same = json.loads((run_dir / "spec.json").read_text()) == json.loads(
-            json.dumps(spec.to_dict()))
-        last = pd.read_csv(done).step.max() if done.stat().st_size else -1
-        if same and last == spec.steps:
-            say(f"reusing {run_dir.name}")
-            return run_dir
     if run_dir.exists():
         shutil.rmtree(run_dir)          # our own cache entry, from another spec or unfinished
     say(f"training {run_dir.name}")
     train(spec, run_dir, resume=False, progress=False)
     return run_dir
+
+
+def _train_one(args) -> str:
+    spec, root = args
+    return str(trained_run(spec, root))
+
+
+def trained_runs(specs: list[TrainSpec], root: Path, say=lambda m: None,
+                 workers: int = 2) -> list[Path]:
+    """:func:`trained_run` for each spec, ``workers`` at a time in fresh processes (each
+    MLP training is single-threaded, so two of them use both cores of a 2-core machine)."""
+    specs = [validate_train(s) for s in specs]
+    todo = [s for s in specs if _cached(s, root) is None]
+    if len(todo) < len(specs):
+        say(f"reusing {len(specs) - len(todo)} finished training run(s)")
+    if workers <= 1 or len(todo) <= 1:
+        for s in todo:
+            trained_run(s, root, say)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        say(f"training {len(todo)} GANs, {workers} at a time: "
+            + ", ".join(_run_name(s) for s in todo))
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            list(pool.map(_train_one, [(s, Path(root)) for s in todo]))
+    return [Path(root) / "runs" / _run_name(s) for s in specs]
 
 
 def tracked(run_dir: Path, batch: int, say=lambda m: None) -> pd.DataFrame:

@@ -20,8 +20,8 @@ from gradcheck.schemes import kaiming_gain
 from gradcheck.spec import RunSpec
 from gradcheck.theory.meanfield import shrink_prediction
 
-from ._common import (SCHEME_COLOR, SCHEME_MARKER, figure_main, plt, read_table, save, say,
-                      scheme_label, size_of, write_table)
+from ._common import (SCHEME_COLOR, SCHEME_MARKER, figure_main, plt, save, say, scheme_label,
+                      size_of, write_table)
 from ._engine import probe_tables
 
 NAME = "F1"

@@ -19,7 +19,7 @@ import math
 
 from gradcheck.theory.bounds import c1_bound, inequality_tol, lambda_L
 
-from ._common import SCHEME_COLOR, figure_main, plt, save, say, size_of, write_table
+from ._common import SCHEME_COLOR, as_bool, figure_main, plt, save, say, size_of, write_table
 from ._engine import probe_tables
 
 NAME = "F2"
@@ -89,8 +89,9 @@ def draw(df: pd.DataFrame, out: Path) -> None:
            xlabel=r"C1 bound $\lambda_L\,\mu_t\,\|x\|\,\prod_{i\neq t}\|W_i\|_{op}$ (norm)",
            ylabel=r"measured $\|\partial D/\partial W_t\|_F$ (norm, one input)")
     worst = df.ratio.max()
-    above = int((~df.holds.astype(bool)).sum())
-    tight = int((df.holds.astype(bool) & (df.ratio >= 1 - df.tol)).sum())
+    holds = as_bool(df.holds)
+    above = int((~holds).sum())
+    tight = int((holds & (df.ratio >= 1 - df.tol)).sum())
     ax.set_title(f"{len(df)} points (net, layer, input) from {df.net.nunique()} random nets:\n"
                  f"{above} above the diagonal (float64 tolerance), worst ratio {worst:.6f}, "
                  f"{tight} on it;\n{int((df.measured == 0).sum())} exact zeros (dead ReLU paths) "

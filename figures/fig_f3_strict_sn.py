@@ -58,8 +58,8 @@ def _layer_names(df: pd.DataFrame) -> list[str]:
     names = []
     for _, r in first.iterrows():
         shape = str(r.weight_shape).split("x")
-        names.append(f"{int(r.layer)}\n{'conv ' + shape[2] + 'x' + shape[3] if r.kind == 'conv' else 'dense'}"
-                     f"\n{shape[1]}->{shape[0]}")
+        what = f"conv {shape[2]}x{shape[3]}" if r.kind == "conv" else "dense"
+        names.append(f"{int(r.layer)}\n{what}\n{shape[1]}->{shape[0]}")
     return names
 
 
@@ -109,7 +109,7 @@ def draw(df: pd.DataFrame, out: Path) -> None:
         bx.plot(x, g.paper_r.first(), "*", color="k", ms=9,
                 label=f"THEORY C6b reference, sn (product {np.prod(g.paper_r.first()):.3f})")
     bx.plot([], [], marker="_", ls="none", ms=14, mew=2, color="k",
-            label="C6b prediction (sn-conv: s sqrt(n)/||Conv||op)")
+            label="C6b prediction (for sn-conv r_hat is the prediction)")
     bx.set_xticks(x, names, fontsize=7)
     bx.set(ylabel=r"shrink $r = s\sqrt{fan_{in}}\,/\,\sigma$ (ratio)", ylim=(0, 1.15),
            title="(b) C6b: SN = LeCun times a per-layer shrink r;\n"

@@ -17,6 +17,11 @@ def resolve_device(name: str) -> torch.device:
     """'auto' -> cuda if available else cpu."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        from .spec import SpecError
+
+        raise SpecError("argument --device: cuda is not available with this torch build; use "
+                        "cpu or auto")
     return torch.device(name)
 
 

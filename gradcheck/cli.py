@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bias", action="store_true", default=argparse.SUPPRESS,
                    help="add biases (theory claims then report 'not applicable')")
     r.add_argument("--spec", type=Path, help="rerun from a spec.json (flags given override)")
-    r.add_argument("--out", type=Path, help="run directory (default runs/<arch>-<init>-d<L>)")
+    r.add_argument("--out", type=Path, help="run directory (default runs/<arch>-<init>-d<L>-s<seeds>,"
+                   " a fresh name if it exists)")
     r.add_argument("--force", action="store_true", help="overwrite an existing --out")
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     r.add_argument("--json", action="store_true", help="print summary.json to stdout")
@@ -163,6 +164,10 @@ def cmd_train(ns) -> int:
 
     fields = {f: getattr(ns, f) for f, _, _ in TRAIN_FLAGS.values() if hasattr(ns, f)}
     spec = validate_train(TrainSpec(**fields))
+    if ns.out.exists() and not ns.out.is_dir():
+        raise SpecError(f"argument --out: {ns.out} exists and is not a directory")
+    if ns.out.exists() and any(ns.out.iterdir()) and not (ns.out / "spec.json").exists():
+        raise SpecError(f"argument --out: {ns.out} is not empty and not a training run")
     if ns.no_resume and checkpoint_files(ns.out):
         raise SpecError(f"argument --out: {ns.out} already holds checkpoints (--no-resume)")
     try:
@@ -199,6 +204,9 @@ def cmd_prove(ns) -> int:
     if not ns.budget_seconds > 0:
         raise SpecError(f"argument --budget-seconds: must be > 0; got {ns.budget_seconds}")
     from proofs_numeric.runner import claim_modules, markdown, prove
+
+    if ns.out.exists() and not ns.out.is_dir():
+        raise SpecError(f"argument --out: {ns.out} exists and is not a directory")
 
     only = [c.strip().upper() for c in ns.only.split(",")] if ns.only else None
     known = {m.__name__.split(".")[-1].split("_")[0].upper() for m in claim_modules()}
@@ -238,8 +246,7 @@ def _out_dir(ns, spec: RunSpec) -> tuple[Path, bool]:
     from .report.io import unique_dir
 
     if ns.out is not None:
-        if ns.out.exists() and not ns.force:
-            raise SpecError(f"argument --out: {ns.out} exists; pass --force to overwrite it")
+        check_out_dir(ns.out, ns.force)
         return ns.out, bool(ns.force)
     seeds = f"-s{spec.seeds[0]}" if len(spec.seeds) == 1 else f"-s{spec.seeds[0]}-{spec.seeds[-1]}"
     if spec.source == "checkpoint":
@@ -249,6 +256,32 @@ def _out_dir(ns, spec: RunSpec) -> tuple[Path, bool]:
     else:
         name = f"{spec.arch}-{spec.init}-d{spec.n_layers}"
     return unique_dir(Path("runs") / f"{name}{seeds}"), False
+
+
+def check_out_dir(out: Path, force: bool, marker: str = "spec.json") -> None:
+    """Refuse output directories that would lose data or cannot be written (before any work)."""
+    import os
+
+    if str(out).strip() == "":
+        raise SpecError("argument --out: empty path")
+    target, cwd = Path(os.path.abspath(out)), Path.cwd().resolve()
+    real = target.resolve()
+    if real == cwd or real in cwd.parents or real == Path(real.anchor):
+        raise SpecError(f"argument --out: {out} is the current directory or one of its parents; "
+                        "give a new directory")
+    if target.exists() and not target.is_dir():
+        raise SpecError(f"argument --out: {out} exists and is not a directory")
+    if target.exists():
+        if not force:
+            raise SpecError(f"argument --out: {out} exists; pass --force to overwrite it")
+        if any(target.iterdir()) and not (target / marker).exists():
+            raise SpecError(f"argument --out: {out} is not a gradcheck run directory (no "
+                            f"{marker}); refusing to overwrite it even with --force")
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise SpecError(f"argument --out: cannot create {out} (no write access to {parent})")
 
 
 def cmd_run(ns) -> int:

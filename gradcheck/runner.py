@@ -66,7 +66,8 @@ def layer_rows(result: ProbeResult, setting: Setting, seed: int, v, mf, mf_pad) 
                    output_shape="x".join(map(str, info.output_shape)),
                    fan_in=info.fan_in, fan_out=info.fan_out, mu=info.mu,
                    sigma_R=n.sigma_R, sigma_R2=n.sigma_R2, sigma_op=n.sigma_op,
-                   op_over_R=n.sigma_op / n.sigma_R, op_residual=n.op_residual,
+                   op_over_R=n.sigma_op / n.sigma_R if n.sigma_R > 0 else math.nan,
+                   op_residual=n.op_residual,
                    op_method=n.op_method, frobenius=n.frobenius, sigma_scheme=n.sigma_scheme,
                    raw_sigma_R=n.raw_sigma_R, sigma_1step=n.sigma_1step,
                    r_hat=r_hat(setting, info, n), r_pred=shrink_pred(setting, info, n),
@@ -97,7 +98,7 @@ def layer_rows(result: ProbeResult, setting: Setting, seed: int, v, mf, mf_pad) 
 
 def _external(spec: RunSpec, seed: int, say):
     """(model, inputs, setting, twin=None) for --checkpoint / --model sources."""
-    from .sources import checkpoint_inputs, checkpoint_model, user_model
+    from .sources import checkpoint_inputs, checkpoint_model, trial_forward, user_model
 
     if spec.source == "checkpoint":
         model, tspec, step = checkpoint_model(spec)
@@ -107,9 +108,10 @@ def _external(spec: RunSpec, seed: int, say):
                           slope=tspec.slope, output="identity", bias=False,
                           eps=float(torch.finfo(DTYPE[spec.dtype]).eps), trained=True)
     else:
-        model = user_model(spec)
+        model = user_model(spec, seed)
         gen = torch.Generator().manual_seed(10_000 + int(seed))
         x = torch.randn((spec.batch, *spec.input_shape), generator=gen, dtype=torch.float64)
+        trial_forward(model.double(), x, "--model/--input-shape")
         setting = setting_of(spec, None)
     return model, x, setting
 

@@ -15,22 +15,31 @@ from torch import nn
 from .spec import RunSpec, SpecError, TrainSpec
 
 
-def user_model(spec: RunSpec) -> nn.Module:
+def _lines(e: BaseException, n: int = 3) -> str:
+    """The first ``n`` non-empty lines of an error, joined (state-dict errors name the key on
+    the second line)."""
+    parts = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return " ".join(parts[:n])[:400] or type(e).__name__
+
+
+def user_model(spec: RunSpec, seed: int = 0) -> nn.Module:
     """Import ``pkg.module:factory``, call it, load ``--weights`` (weights_only) if given."""
     mod_name, fn_name = spec.model.split(":")
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(mod_name)
-    except Exception as e:  # noqa: BLE001 - the user's import, any failure is input
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's import: any failure is input
         raise SpecError(f"argument --model: cannot import {mod_name!r}: "
                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     factory = getattr(module, fn_name, None)
     if not callable(factory):
         raise SpecError(f"argument --model: {mod_name!r} has no callable {fn_name!r}")
     try:
-        model = factory()
-    except Exception as e:  # noqa: BLE001
+        with torch.random.fork_rng():          # same spec + seed -> same default init
+            torch.manual_seed(seed)
+            model = factory()
+    except (Exception, SystemExit) as e:  # noqa: BLE001
         raise SpecError(f"argument --model: {spec.model}() raised {type(e).__name__}: {e}")
     if not isinstance(model, nn.Module):
         raise SpecError(f"argument --model: {spec.model}() returned {type(model).__name__}, "
@@ -46,8 +55,7 @@ def user_model(spec: RunSpec) -> nn.Module:
         try:
             model.load_state_dict(state)
         except Exception as e:  # noqa: BLE001
-            raise SpecError(f"argument --weights: does not match {spec.model}: "
-                            f"{str(e).strip().splitlines()[0][:200]}")
+            raise SpecError(f"argument --weights: does not match {spec.model}: {_lines(e)}")
     return model
 
 
@@ -66,7 +74,7 @@ def checkpoint_model(spec: RunSpec) -> tuple[nn.Module, TrainSpec, int]:
         raise SpecError(f"argument --checkpoint: {e}")
     except (RuntimeError, KeyError, TypeError) as e:
         raise SpecError(f"argument --checkpoint: {spec.checkpoint} does not match its spec: "
-                        f"{str(e).strip().splitlines()[0][:200]}")
+                        f"{_lines(e)}")
     except SpecError as e:
         raise SpecError(f"argument --checkpoint: {spec.checkpoint}: {e}")
     return D, tspec, int(state["step"])
@@ -79,3 +87,20 @@ def checkpoint_inputs(tspec: TrainSpec, batch: int, seed: int) -> torch.Tensor:
     data = load_data(tspec)
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:batch]
     return data[idx].double()
+
+
+def trial_forward(model: nn.Module, x: torch.Tensor, what: str) -> None:
+    """Run the user's model once on one input; any failure is a one-line input error."""
+    try:
+        with torch.no_grad():
+            was = model.training
+            model.eval()
+            out = model(x[:1])
+            model.train(was)
+    except Exception as e:  # noqa: BLE001 - the user's forward
+        raise SpecError(f"argument {what}: the model's forward failed on an input of shape "
+                        f"{tuple(x.shape[1:])}: {type(e).__name__}: {_lines(e, 1)}")
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        raise SpecError(f"argument {what}: the model must return a floating-point tensor of one "
+                        f"score per input; it returned {type(out).__name__}"
+                        + (f" of dtype {out.dtype}" if isinstance(out, torch.Tensor) else ""))

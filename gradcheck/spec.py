@@ -90,7 +90,10 @@ class RunSpec:
         return (3, 32, 32) if self.arch == "sngan" else (3, self.image_size, self.image_size)
 
     def resolved(self) -> "RunSpec":
-        """A copy with every None default filled in (what spec.json stores)."""
+        """A copy with every None default filled in (what spec.json stores); a checkpoint or
+        user-model spec is stored as given (the model defines the rest)."""
+        if self.source != "builtin":
+            return self
         return replace(self, depth=self.n_layers, activation=self.resolved_activation,
                        input_dim=self.resolved_input_dim if self.arch == "mlp" else None,
                        image_size=32 if self.arch == "sngan" else self.image_size)
@@ -176,6 +179,25 @@ def validate(spec: RunSpec) -> RunSpec:
         raise SpecError(f"argument --slope: must be in [0, 1]; got {spec.slope!r}")
     if not spec.seeds or any(not isinstance(s, int) or s < 0 for s in spec.seeds):
         raise SpecError(f"argument --seeds: must be non-negative integers; got {spec.seeds!r}")
+    for name, cap in (("width", 16384), ("channels", 2048), ("batch", 65536),
+                      ("image_size", 1024), ("input_dim", 1 << 20), ("spectra_inputs", 65536),
+                      ("operator_inputs", 1024), ("topk", 1024), ("power_iterations", 10000)):
+        val = getattr(spec, name)
+        if val is not None and val > cap:
+            raise SpecError(f"argument --{name.replace('_', '-')}: must be <= {cap}; got {val}")
+    if len(spec.seeds) > 1000 or max(spec.seeds) >= 2 ** 32:
+        raise SpecError("argument --seeds: at most 1000 seeds, each < 2**32")
+    if spec.source != "builtin":
+        defaults = RunSpec()
+        fixed = ("arch", "depth", "width", "input_dim", "channels", "image_size", "stride_every",
+                 "init", "scale", "bias", "sn_mode", "power_iterations")
+        if spec.checkpoint:
+            fixed += ("activation", "slope", "output", "inputs")
+        given = [f for f in fixed if getattr(spec, f) != getattr(defaults, f)]
+        if given:
+            src = "--checkpoint (the model comes from it)" if spec.checkpoint else \
+                "--model (the model is yours)"
+            raise SpecError(f"argument --{given[0].replace('_', '-')}: does not apply with {src}")
     if spec.checkpoint and spec.model:
         raise SpecError("arguments --checkpoint and --model: give at most one of them")
     if spec.weights and not spec.model:
@@ -277,6 +299,12 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
                  "ckpt_every", "power_iterations"):
         _int_at_least(name.replace("_", "-"), getattr(spec, name), 1)
     _int_at_least("seed", spec.seed, 0)
+    if spec.seed >= 2 ** 32:
+        raise SpecError(f"argument --seed: must be < 2**32; got {spec.seed}")
+    for name, cap in (("width", 16384), ("channels", 2048), ("batch", 65536),
+                      ("n_data", 10_000_000)):
+        if getattr(spec, name) > cap:
+            raise SpecError(f"argument --{name.replace('_', '-')}: must be <= {cap}")
     if spec.depth is not None:
         _int_at_least("depth", spec.depth, 2 if r.arch == "conv" else 1)
     if spec.z_dim is not None:

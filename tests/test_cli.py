@@ -137,11 +137,31 @@ def test_corrupt_spec_file(tmp_path, capsys):
 def test_existing_out_needs_force(tmp_path, capsys):
     out = tmp_path / "r"
     out.mkdir()
+    (out / "spec.json").write_text("{}")            # an earlier run directory
     (out / "keep").write_text("x")
     code, _, err = run_main(["run", *SMALL, "--out", str(out)], capsys)
     assert code == 2 and "--force" in err and (out / "keep").exists()
     assert run_main(["run", *SMALL, "--out", str(out), "--force"], capsys)[0] == 0
     assert not (out / "keep").exists()
+
+
+def test_force_never_deletes_what_is_not_a_run(tmp_path, capsys, monkeypatch):
+    """--force on the current directory, a parent of it, a file, or a non-run directory: exit 2
+    and nothing touched (a reviewer found `--out . --force` emptied the working directory)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "precious").write_text("x")
+    monkeypatch.chdir(work)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data").write_text("y")
+    afile = tmp_path / "file"
+    afile.write_text("z")
+    for out in (".", "", str(tmp_path), str(other), str(afile), str(afile / "sub")):
+        code, _, err = run_main(["run", *SMALL, "--out", out, "--force"], capsys)
+        assert code == 2 and err.count("\n") == 1 and "--out" in err, (out, err)
+    assert (work / "precious").read_text() == "x" and (other / "data").read_text() == "y"
+    assert afile.read_text() == "z"
 
 
 def test_violation_exits_1(tmp_path, capsys, monkeypatch):

@@ -309,6 +309,8 @@ def jacobian_spectra(model: nn.Module, x: torch.Tensor,
                 [mk(cum[i], (n[L - 1], n[i])) for i in range(L - 1)])
     with single_threaded():
         n_in = min(x.shape[0], opts.operator_inputs)
+        if n_in == 0:
+            return [], []
         per_input = [operator_spectra(model, x[b:b + 1], opts, progress and (
             lambda msg, b=b: progress(f"input {b + 1}/{n_in}: {msg}"))) for b in range(n_in)]
     out = []

@@ -141,6 +141,10 @@ def record(model: nn.Module, x: torch.Tensor) -> Tape:
                              "weight sharing cannot be probed")
         seen.add(mod)
     B = x.shape[0]
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        raise ProbeError(f"model output is {type(out).__name__}"
+                         + (f" of dtype {out.dtype}" if isinstance(out, torch.Tensor) else "")
+                         + "; the discriminator must return one floating-point score per input")
     if out.numel() != B:
         raise ProbeError(f"model output has shape {tuple(out.shape)}; the discriminator must "
                          "return one scalar per input, shape (B,) or (B, 1)")
@@ -148,7 +152,8 @@ def record(model: nn.Module, x: torch.Tensor) -> Tape:
     for i, (mod, inp, z) in enumerate(calls):
         w = mod.weight.detach()
         if not torch.isfinite(w).all():
-            raise ProbeError(f"layer {names[mod]!r} has non-finite weights (NaN or inf); "
+            raise ProbeError(f"layer {names[mod]!r} has non-finite effective weights (NaN or "
+                             "inf, e.g. an all-zero raw weight divided by its zero sigma); "
                              "nothing to probe")
         conv = isinstance(mod, nn.Conv2d)
         if conv:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import math
 import time
 from pathlib import Path
@@ -95,7 +96,10 @@ class Trainer:
 
     def restore(self, state: dict) -> None:
         if state["spec"] != self.spec.to_dict():
-            raise CheckpointError("checkpoint was written by a different training spec")
+            diff = [f"{k}: {state['spec'].get(k)!r} -> {v!r}" for k, v in self.spec.to_dict().items()
+                    if state["spec"].get(k) != v]
+            raise CheckpointError("the run directory holds checkpoints of a different training "
+                                  f"spec ({'; '.join(diff)}); use a new --out")
         try:
             self.D.load_state_dict(state["D"])
             self.G.load_state_dict(state["G"])
@@ -220,12 +224,11 @@ def train(spec: TrainSpec, out: Path, resume: bool = True, progress: bool = True
           stop_at: int | None = None) -> Trainer:
     """Train (resuming from the last checkpoint in ``out`` if asked); return the trainer."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "spec.json").write_text(__import__("json").dumps(spec.to_dict(), indent=2,
-                                                             sort_keys=True) + "\n")
-    t = Trainer(spec, out, progress)
-    if resume:
+    t = Trainer(spec, out, progress)            # loads the data first: bad input writes nothing
+    if resume and checkpoint_files(out):
         t.resume()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n")
     t0 = time.perf_counter()
     # small MLP GANs: thread start-up costs more than the tiny matmuls gain (7x on 2 cores)
     with single_threaded() if spec.arch == "mlp" else contextlib.nullcontext():
