@@ -112,8 +112,27 @@ def _external(spec: RunSpec, seed: int, say):
         gen = torch.Generator().manual_seed(10_000 + int(seed))
         x = torch.randn((spec.batch, *spec.input_shape), generator=gen, dtype=torch.float64)
         trial_forward(model.double(), x, "--model/--input-shape")
-        setting = setting_of(spec, None)
+        setting = _user_setting(spec, model, x, say)
     return model, x, setting
+
+
+def _user_setting(spec: RunSpec, model, x, say) -> Setting:
+    """Activations of a user model read off the tape (``--activation`` overrides)."""
+    from .probe.activations import infer_activations
+    from .probe.layers import record
+
+    info = infer_activations(record(model.eval(), x[:8]))
+    act = spec.activation or info.activation or "unknown"
+    slope = spec.slope if spec.activation else (info.slope if info.activation == "lrelu"
+                                                else spec.slope)
+    say(f"activations from the tape: internal {info.activation or 'unidentified'}"
+        f"{f' (slope {slope:g})' if act == 'lrelu' else ''}, output {info.output or 'unidentified'}"
+        f"{'; ' + info.note if info.note else ''}")
+    premise = "" if info.max_slope <= 1 + 1e-12 else (
+        f"an activation slope {info.max_slope:.4g} > 1 was measured (THEORY premise |a'| <= 1)")
+    return Setting(scheme=None, scale=1.0, activation=act, slope=slope,
+                   output=info.output or "unknown", bias=False,
+                   eps=float(torch.finfo(DTYPE[spec.dtype]).eps), c1_premise=premise)
 
 
 def run(spec: RunSpec, progress=None) -> RunOutput:

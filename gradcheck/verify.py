@@ -35,6 +35,7 @@ class Setting:
     bias: bool
     eps: float                # machine epsilon of the probe dtype
     trained: bool = False     # weights moved by training: no longer the scheme's Gaussians
+    c1_premise: str = ""      # why C1's premise (|a'| <= 1) fails on this model, if it does
 
 
 def _row(claim, kind, seed, layer, lhs, rhs, ratio, holds, note=""):
@@ -52,7 +53,8 @@ def _overflow(claim, kind, seed, layer, values) -> dict | None:
     if not bad:
         return None
     return _row(claim, kind, seed, layer, math.inf, math.nan, math.nan, "",
-                f"overflow: {bad} non-finite per-input values (explosion in this dtype)")
+                f"overflow: {bad} per-input values outside this dtype's range (explosion "
+                "or vanishing)")
 
 
 def _worst_ratio(lhs: np.ndarray, rhs: np.ndarray) -> tuple[float, float, float]:
@@ -95,6 +97,10 @@ def mean_field(result: ProbeResult, setting: Setting, q0: float,
                padding_aware: bool = False) -> tuple[np.ndarray, MeanField]:
     """(v, C7 predictions) for a probed chain; ``padding_aware`` uses :func:`effective_fans`."""
     v = np.array([weight_variance(setting, i, n) for i, n in zip(result.layers, result.norms)])
+    if setting.activation not in ("relu", "lrelu", "tanh", "linear") or \
+            setting.output not in ("identity", "sigmoid"):
+        nan = np.full(len(v), np.nan)         # no mean-field theory for an unknown activation
+        return v, MeanField(q=nan, d=nan, chi=nan, weight_grad_sq=nan, act_grad_sq=nan)
     fans, fs = [], []
     for i in result.layers:
         if padding_aware and i.kind == "conv":
@@ -130,13 +136,15 @@ def checks(result: ProbeResult, setting: Setting, seed: int, mf: MeanField,
     L, g = len(result.layers), result.grads
     width = max(max(math.prod(i.input_shape), math.prod(i.output_shape)) for i in result.layers)
     tol = inequality_tol(setting.eps, L, width)
-    lam = lambda_L(setting.output)
+    lam = lambda_L(setting.output) if setting.output in ("identity", "sigmoid") else 1.0
     op = np.array([n.sigma_op for n in result.norms])
     mu = np.array([i.mu for i in result.layers])
     bound = c1_bound(g.x_norm, op, mu, lam)
     sn_bound = c1_sn_bound(g.x_norm, L, lam)
     c1_ok, c1_why = _applies("C1", setting, result)
     sn_ok, sn_why = _applies("C1-SN", setting, result)
+    if setting.c1_premise:
+        c1_ok, c1_why, sn_ok, sn_why = False, setting.c1_premise, False, setting.c1_premise
     show_sn = setting.scheme in ("sn", "bsn", "sn-conv")   # C1-SN rows for unit-norm schemes
     rows: list[dict] = []
     for t, info in enumerate(result.layers):
@@ -185,8 +193,16 @@ def _c6a(result, setting, seed, twin, tol) -> list[dict]:
     scale = prod_except(r)
     rows = []
     for t in range(len(result.layers)):
-        ours, theirs = result.grads.weight_grad[t], scale[t] * twin.grads.weight_grad[t]
-        over = _overflow("C6a", "identity", seed, t, np.concatenate([ours, theirs]))
+        ours = result.grads.weight_grad[t]
+        with np.errstate(over="ignore", invalid="ignore"):
+            theirs = scale[t] * twin.grads.weight_grad[t]
+        # float32 underflow/overflow on one side of the identity is a measurement, not a
+        # violation: values outside the dtype's normal range, or zero against non-zero
+        tiny = setting.eps * 1e-30 if setting.eps < 1e-10 else 1.2e-38
+        out_of_range = (ours == 0) != (theirs == 0)
+        out_of_range |= ((np.abs(theirs) < tiny) & (theirs != 0)) | (np.abs(theirs) > 3e38)
+        over = _overflow("C6a", "identity", seed, t,
+                         np.where(out_of_range | ~np.isfinite(theirs), np.inf, ours))
         if over:
             rows.append(over)
             continue
@@ -203,6 +219,10 @@ def _c7(result, seed, mf) -> list[dict]:
         over = _overflow("C7", "prediction", seed, t, result.grads.weight_grad[t])
         if over:
             rows.append(over)
+            continue
+        if not np.isfinite(mf.weight_grad_sq[t]):
+            rows.append(_na("C7", "prediction", seed, t, "no mean-field prediction for an "
+                                                          "unidentified activation"))
             continue
         meas = math.sqrt(float(np.mean(result.grads.weight_grad[t] ** 2)))
         pred = math.sqrt(mf.weight_grad_sq[t])

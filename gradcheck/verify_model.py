@@ -40,10 +40,15 @@ def c2(model: nn.Module, x: torch.Tensor, result: ProbeResult, setting: Setting,
 
     tol, rows = _tol(result, setting), []
     s = np.array([n.sigma_op for n in result.norms])
-    lhs, rhs = c2b_lhs(result.grads.x_norm, s), c2b_rhs(result.grads.x_norm, s)
-    a, b, r = _worst_ratio(rhs, lhs)             # rhs <= lhs: ratio rhs/lhs <= 1
-    rows.append(_row("C2b", "inequality", seed, -1, a, b, r, bool(r <= 1 + tol),
-                     "whole network: L ||x||^2 C^(2-2/L) <= ||x||^2 C^2 sum s_t^-2"))
+    with np.errstate(over="ignore", invalid="ignore"):
+        lhs, rhs = c2b_lhs(result.grads.x_norm, s), c2b_rhs(result.grads.x_norm, s)
+    if not (np.isfinite(lhs).all() and np.isfinite(rhs).all()):
+        rows.append(_row("C2b", "inequality", seed, -1, math.inf, math.nan, math.nan, "",
+                         "overflow: the Lipschitz product exceeds float64 (explosion)"))
+    else:
+        a, b, r = _worst_ratio(rhs, lhs)         # rhs <= lhs: ratio rhs/lhs <= 1
+        rows.append(_row("C2b", "inequality", seed, -1, a, b, r, bool(r <= 1 + tol),
+                         "whole network: L ||x||^2 C^(2-2/L) <= ||x||^2 C^2 sum s_t^-2"))
     ok, why = _ok("C2a", setting, result)
     L = len(result.layers)
     if not ok:

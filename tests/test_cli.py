@@ -228,3 +228,97 @@ def test_inapplicable_claims_say_why(tmp_path, capsys):
         assert len(rows) and rows.note.str.startswith("not applicable: biases present").all()
         assert rows.holds.isna().all(), claim           # never reported as a pass
     assert "not applicable" in stdout and "biases present" in stdout
+
+
+USER_MODELS = '''
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils import spectral_norm as legacy_sn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = spectral_norm(nn.Conv2d(3, 4, 3, padding=1, bias=False))
+        self.c2 = legacy_sn(nn.Conv2d(4, 4, 4, stride=2, padding=1, bias=False))
+        self.fc = spectral_norm(nn.Linear(4 * 4 * 4, 1, bias=False))
+
+    def forward(self, x):
+        h = nn.functional.leaky_relu(self.c1(x), 0.2)
+        h = nn.functional.leaky_relu(self.c2(h), 0.2)
+        return self.fc(h.flatten(1))
+
+
+def torch_sn():
+    return Net()
+
+
+def sigmoid_mlp():
+    return nn.Sequential(nn.Linear(8, 16, bias=False), nn.ReLU(), nn.Linear(16, 1, bias=False),
+                         nn.Sigmoid())
+
+
+class Five(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8, bias=False), nn.Linear(8, 1, bias=False)
+
+    def forward(self, x):
+        return self.b(5 * self.a(x))
+
+
+def five():
+    return Five()
+
+
+def bn():
+    return nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
+'''
+
+
+def test_user_model_from_a_separate_file(tmp_path, capsys, monkeypatch):
+    """A user's module with torch's own spectral_norm (parametrization and legacy hook) is
+    probed end to end; activations are read off the tape, so a sigmoid output or an x5
+    'activation' are never reported as violations (they are n/a or checked with the right
+    lambda_L); unprobe-able layers are named."""
+    (tmp_path / "usernets.py").write_text(USER_MODELS)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "a"
+    code, stdout, err = run_main(["run", "--model", "usernets:torch_sn", "--input-shape",
+                                  "3,8,8", "--batch", "4", "--no-plots", "--out", str(out)],
+                                 capsys)
+    assert code == 0, err
+    layers = pd.read_csv(out / "layers.csv")
+    assert list(layers.kind) == ["conv", "conv", "linear"]
+    assert "lrelu (slope 0.2)" in err
+    checks = pd.read_csv(out / "checks.csv")
+    assert checks[checks.claim == "C1"].holds.all() and checks[checks.claim == "C2a"].holds.all()
+    code, _, err = run_main(["run", "--model", "usernets:sigmoid_mlp", "--input-shape", "8",
+                             "--no-plots", "--out", str(tmp_path / "b")], capsys)
+    assert code == 0 and "output sigmoid" in err
+    code, _, _ = run_main(["run", "--model", "usernets:five", "--input-shape", "8",
+                           "--no-plots", "--out", str(tmp_path / "c")], capsys)
+    c = pd.read_csv(tmp_path / "c" / "checks.csv")
+    assert code == 0 and c[c.claim == "C1"].note.str.contains("slope 5 > 1").all()
+    code, _, err = run_main(["run", "--model", "usernets:bn", "--input-shape", "8",
+                             "--out", str(tmp_path / "d")], capsys)
+    assert code == 2 and "BatchNorm1d" in err and not (tmp_path / "d").exists()
+    # same spec + seed -> same files, for a factory with torch's default (global-RNG) init
+    code, _, _ = run_main(["run", "--model", "usernets:sigmoid_mlp", "--input-shape", "8",
+                           "--no-plots", "--out", str(tmp_path / "b2")], capsys)
+    assert (tmp_path / "b" / "layers.csv").read_bytes() == \
+        (tmp_path / "b2" / "layers.csv").read_bytes()
+
+
+@pytest.mark.parametrize("args", [["--scale", "4", "--depth", "120", "--dtype", "float32"],
+                                  ["--scale", "0.1", "--depth", "60", "--dtype", "float32"],
+                                  ["--scale", "4", "--depth", "600"]])
+def test_out_of_range_is_never_a_violation(args, tmp_path, capsys):
+    """Reviewer's cases: float32 overflow (C6a lhs 1.6e10 vs rhs inf), float32 underflow (lhs 0
+    vs 2.5e-87) and a float64 Lipschitz product beyond 1e308 (C2b inf <= inf) were violations."""
+    argv = ["run", "--init", "ssn", *args, "--width", "8", "--batch", "4", "--spectra-inputs",
+            "2", "--no-plots", "--out", str(tmp_path / "r")]
+    code, stdout, _ = run_main(argv, capsys)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert code == 0 and not summary["violated"] and summary["overflow_rows"] > 0, stdout

@@ -21,7 +21,8 @@ def summarize(result: RunOutput) -> dict:
     overflow = sum(e.get("overflow", 0) for e in claims.values())
     verdict = "violated: " + ", ".join(violated) if violated else "all asserted claims hold"
     if overflow:
-        verdict += f" ({overflow} rows overflowed in {result.spec.dtype}: explosion)"
+        verdict += (f" ({overflow} rows out of {result.spec.dtype} range: explosion or "
+                    "vanishing)")
     return dict(
         verdict=verdict, violated=violated, overflow_rows=int(overflow), claims=claims,
         vanishing_rate=vanishing_rates(result.layers),

@@ -97,7 +97,8 @@ def checks_table(summary: dict) -> str:
         else:
             extra = f"worst ratio {e['worst_ratio']:.6g}  violations {e['violations']}"
         if e.get("overflow"):
-            extra += f"  ({e['overflow']} rows overflowed: explosion in this dtype)"
+            extra += (f"  ({e['overflow']} rows out of this dtype's range: explosion or "
+                      "vanishing)")
         lines.append(f"{claim:8s} {e['kind']:10s} {e['verdict']:18s} "
                      f"{e['applicable']:>4d}/{e['rows']:<4d} rows  {extra}")
     return "\n".join(lines)

@@ -91,7 +91,9 @@ def applies(claim_id: str, scheme: str | None, activation: str, output: str, bia
         if activation not in HOMOGENEOUS:
             return False, f"activation {activation} is not positively homogeneous"
         if output != "identity":
-            return False, "sigmoid output is not homogeneous"
+            return False, f"output activation {output} is not homogeneous"
+    if claim_id == "C4" and output not in ("identity", "sigmoid"):
+        return False, f"output activation {output}: sup|a_L''| unknown"
     if claim_id in ("C6a", "C6b", "C3a", "C3b") and scheme not in SN_FAMILY:
         return False, "not an SN-family scheme"
     if claim_id == "C4" and activation not in PIECEWISE_LINEAR:
