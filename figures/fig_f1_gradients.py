@@ -34,7 +34,7 @@ SIZES = {
     "tiny": (dict(depth=4, width=16), dict(depth=4, channels=4, image_size=8, stride_every=2),
              8, (0, 1)),
     "quick": (dict(depth=20, width=128),
-              dict(depth=20, channels=16, image_size=16, stride_every=5), 32, (0, 1, 2)),
+              dict(depth=20, channels=16, image_size=16, stride_every=5), 32, (0, 1, 2, 3)),
     "full": (dict(depth=20, width=256),
              dict(depth=20, channels=32, image_size=16, stride_every=5), 64, tuple(range(10))),
 }

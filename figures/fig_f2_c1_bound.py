@@ -25,7 +25,7 @@ from ._engine import probe_tables
 NAME = "F2"
 COLUMNS = ["net", "arch", "scheme", "activation", "output", "depth", "seed", "layer", "input",
            "measured", "bound", "ratio", "tol", "holds"]
-SIZES = {"tiny": (6, 4), "quick": (80, 8), "full": (400, 16)}   # (nets, inputs per net)
+SIZES = {"tiny": (6, 4), "quick": (150, 8), "full": (400, 16)}  # (nets, inputs per net)
 
 
 def random_spec(rng: np.random.Generator, batch: int) -> RunSpec:

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "checkpoints of the same spec)")
     t.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub.add_parser("figures", help="regenerate the paper's figures F1-F8 (gradcheck figures "
+                   "[--quick] [--only F3,F5] [--out DIR]; see gradcheck figures --help)",
+                   add_help=False)
     k = sub.add_parser("track", help="probe every checkpoint of a training run (THEORY C10)",
                        description="Run the probe engine on every checkpoint in RUN_DIR; write "
                        "RUN_DIR/track/ (layers.csv, checks.csv, c10.json, c10.md, training.png).")
@@ -323,6 +326,11 @@ def cmd_run(ns) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gradcheck`` console script and ``python -m gradcheck``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["figures"]:                   # its flags live with the figure scripts
+        from figures.make_all import main as figures_main
+
+        return figures_main(argv[1:])
     parser = build_parser()
     try:
         ns = parser.parse_args(argv)

@@ -322,3 +322,9 @@ def test_out_of_range_is_never_a_violation(args, tmp_path, capsys):
     code, stdout, _ = run_main(argv, capsys)
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert code == 0 and not summary["violated"] and summary["overflow_rows"] > 0, stdout
+
+
+def test_figures_subcommand_delegates(tmp_path, capsys):
+    code = main(["figures", "--tiny", "--only", "F4", "--out", str(tmp_path)])
+    assert code == 0 and (tmp_path / "f4.png").exists() and (tmp_path / "f4.csv").exists()
+    assert main(["figures", "--only", "F9"]) == 2
