@@ -115,8 +115,9 @@ def draw(df: pd.DataFrame, out: Path) -> None:
         axes[i, 1].legend(h + keys, lab + [f"measured: geometric mean\nover {n_seeds} seeds, "
                                            "band min-max", f"THEORY {pred}"],
                           loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    fig.suptitle("F1 — THEORY C7: gradients vanish (LeCun, Xavier, SN, BSN) or stay level "
-                 "(Kaiming, orthogonal, SSN/BSSN at the Kaiming point) across depth",
+    fig.suptitle("F1 — THEORY C7: input gradients vanish across depth (LeCun, Xavier, "
+                 "orthogonal; SN, BSN faster) or stay level (Kaiming, SSN/BSSN at the Kaiming "
+                 "point)",
                  fontsize=10.5)
     save(fig, out, NAME.lower())
 
