@@ -110,7 +110,11 @@ def c10_markdown(report: dict, L_df: pd.DataFrame) -> str:
     for p in report["layers"]:
         lines.append(f"| {p['layer']} | {f(p['a_raw_sigma'])} | {f(p['b_c1_factor'])} | "
                      f"{f(p['c_grad_rms'])} | {f(p['d_lecun_ratio'])} |")
-    lines += ["", "Trajectories (raw sigma per layer, by step):", ""]
-    piv = L_df.pivot_table(index="step", columns="layer", values="raw_sigma_R")
-    lines.append(piv.to_string(float_format=lambda v: f"{v:.4g}"))
+    for col, what in (("raw_sigma_R", "(a) raw sigma_R per layer"),
+                      ("c1_factor", "(b) C1 bound factor prod_{i!=t} ||W_i||_op per layer"),
+                      ("wgrad_rms", "(c) rms ||dD/dW|| per layer"),
+                      ("lecun_ratio", "(d) ||W_bar||_F / sqrt(c_out) per layer")):
+        lines += ["", f"Trajectory {what}, by step:", "", "```"]
+        piv = L_df.pivot_table(index="step", columns="layer", values=col)
+        lines += [piv.to_string(float_format=lambda v: f"{v:.4g}"), "```"]
     return "\n".join(lines) + "\n"
