@@ -22,7 +22,7 @@ def gauss_mean(f, q: float) -> float:
     g = lambda z: float(f(np.array([z]))[0]) * math.exp(-0.5 * (z / sd) ** 2)  # noqa: E731
     lim = 12.0 * sd
     val, _ = quad(g, -lim, lim, points=[-1.0, 0.0, 1.0] if lim > 1 else None, limit=400,
-                  epsabs=1e-15, epsrel=1e-10)
+                  epsabs=1e-13, epsrel=1e-10)
     return val / (sd * math.sqrt(2 * math.pi))
 
 
