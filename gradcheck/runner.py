@@ -14,6 +14,7 @@ from .probe import JacobianOptions, ProbeOptions, ProbeResult, probe
 from .schemes import SPECTRAL_SCHEMES
 from .spec import RunSpec
 from .verify import CHECK_COLUMNS, Setting, checks, mean_field, r_hat, shrink_pred
+from .probe.conditioning import conditioning
 from .verify_model import model_checks
 
 
@@ -143,14 +144,18 @@ def run(spec: RunSpec, progress=None) -> RunOutput:
     layer_list, check_list, spectra = [], [], {}
     for seed in spec.seeds:
         tell = lambda m, s=seed: say(f"seed {s}: {m}")  # noqa: E731
-        twin = None
+        twin, c6a_k = None, 1.0
         if spec.source == "builtin":
             setting = setting_of(spec)
             tell(f"probing {spec.arch} ({spec.n_layers} layers, init {spec.init})")
             model, x, res = _probe_seed(spec, seed, progress=tell)
             if spec.init in SPECTRAL_SCHEMES:
                 tell("probing the LeCun twin for C6a")
-                twin = _probe_seed(spec, seed, init="lecun", spectra=False)[2]
+                twin_model, _, twin = _probe_seed(spec, seed, init="lecun", spectra=False)
+                try:    # rounding amplification where sums nearly cancel (C6a tolerance)
+                    c6a_k = conditioning(twin_model, x)
+                except (RuntimeError, ValueError):
+                    c6a_k = 1.0
         else:
             model, x, setting = _external(spec, seed, tell)
             model, x = model.to(device=dev, dtype=dt), x.to(device=dev, dtype=dt)
@@ -161,7 +166,7 @@ def run(spec: RunSpec, progress=None) -> RunOutput:
         v, mf = mean_field(res, setting, q0)
         _, mf_pad = mean_field(res, setting, q0, padding_aware=True)
         layer_list += layer_rows(res, setting, seed, v, mf, mf_pad)
-        check_list += checks(res, setting, seed, mf, twin)
+        check_list += checks(res, setting, seed, mf, twin, c6a_k)
         tell("model checks (C2-C5, C6b, C9)")
         check_list += model_checks(model, x, res, setting, seed)
         for t in range(len(res.layers)):

@@ -8,7 +8,7 @@ Each instance has two parts.
   ``10 (m + n) eps``: two SVDs of the same matrix and its transpose); per layer, at the input
   farthest from equality, ``||dD/dW_t||`` (BSN) ``=`` (SN) from the probe engine; the outputs
   ``||D||``. Slack for the last two: :func:`gradcheck.theory.bounds.inequality_tol` times the
-  cancellation factor :func:`proofs_numeric.c6_sn_lecun.conditioning` of the SN net (the
+  cancellation factor :func:`gradcheck.probe.conditioning.conditioning` of the SN net (the
   divisors differ by rounding, so the two nets' sums round differently).
 - ``C9b`` (prediction, not asserted): a random chain of 1-4 conv layers (channels 8-128
   log-uniform — the C5 value behind the prediction is asymptotic — square kernels 1-5) under bsn or bssn (exact sigma). Per layer: measured =
@@ -35,7 +35,7 @@ from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.bsn import bsn_xavier_constant, effective_std, gradient_control, xavier_std
 
 from ._base import identity, prediction
-from .c6_sn_lecun import conditioning
+from gradcheck.probe.conditioning import conditioning
 
 CLAIMS = {"C9a": "identity", "C9b": "prediction"}
 EPS = float(torch.finfo(torch.float64).eps)
