@@ -1,2 +1,30 @@
-"""gradcheck: measure why spectral normalization stabilizes GAN discriminators."""
+"""gradcheck: measure why spectral normalization stabilizes GAN discriminators.
+
+The public API is loaded lazily (``import gradcheck`` imports neither torch nor matplotlib
+until a name is used).
+"""
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    # building models and scalings (THEORY §0-§1)
+    "mlp": "gradcheck.models", "conv_stack": "gradcheck.models", "sngan": "gradcheck.models",
+    "apply_scheme": "gradcheck.schemes", "SCHEMES": "gradcheck.schemes",
+    # measuring
+    "probe": "gradcheck.probe", "ProbeOptions": "gradcheck.probe",
+    "ProbeResult": "gradcheck.probe", "ProbeError": "gradcheck.probe",
+    # checking against theory
+    "RunSpec": "gradcheck.spec", "run": "gradcheck.runner", "CLAIMS": "gradcheck.theory.claims",
+    # BSN / BSSN for users
+    "bidirectional_spectral_norm": "gradcheck.nn", "scaled_spectral_norm": "gradcheck.nn",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'gradcheck' has no attribute {name!r}")
