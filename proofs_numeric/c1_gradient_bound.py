@@ -36,16 +36,15 @@ def sample(rng: np.random.Generator) -> dict:
         scheme=str(rng.choice(SCHEMES)), scale=float(rng.uniform(0.5, 2.0)))
 
 
-def build(p: dict) -> tuple[nn.Module, torch.Tensor]:
-    """The random instance's model (float64, scheme applied) and 8 Gaussian inputs."""
+def chain_layers(p: dict, n_conv: int, in_channels: int) -> tuple[list[nn.Module], tuple]:
+    """Bias-free layers of a random chain and the shape of one input (shared by the claim
+    modules). Conv (``p['conv']``): up to ``n_conv`` convs (layers that would not fit the image
+    are dropped), Flatten, dense head; dense: ``p['depth']`` Linear layers."""
     layers: list[nn.Module] = []
-    # inputs from their own stream: the weights are drawn from manual_seed(seed), and sharing
-    # it would make x[0] the first row of the first layer's draw (ReLU inputs at a kink)
-    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([p["seed"], 1]).generate_state(1)[0]))
     if p["conv"]:
-        c, size = int(p["widths"][0] % 4 + 1), p["image"]
+        c, size = in_channels, p["image"]
         shape = (c, size, size)
-        for i in range(p["depth"]):
+        for i in range(n_conv):
             k, s = p["kernels"][i], p["strides"][i]
             pad = min(p["paddings"][i], k - 1)
             if size + 2 * pad < k:
@@ -53,15 +52,22 @@ def build(p: dict) -> tuple[nn.Module, torch.Tensor]:
             layers += [nn.Conv2d(c, p["widths"][i], k, stride=s, padding=pad, bias=False),
                        make_activation(p["activation"], p["slope"])]
             c, size = p["widths"][i], (size + 2 * pad - k) // s + 1
-        layers += [nn.Flatten(), nn.Linear(c * size * size, 1, bias=False)]
-    else:
-        n = p["widths"][0]
-        shape = (n,)
-        for i in range(1, p["depth"]):
-            layers += [nn.Linear(n, p["widths"][i], bias=False),
-                       make_activation(p["activation"], p["slope"])]
-            n = p["widths"][i]
-        layers += [nn.Linear(n, 1, bias=False)]
+        return layers + [nn.Flatten(), nn.Linear(c * size * size, 1, bias=False)], shape
+    n = p["widths"][0]
+    for i in range(1, p["depth"]):
+        layers += [nn.Linear(n, p["widths"][i], bias=False),
+                   make_activation(p["activation"], p["slope"])]
+        n = p["widths"][i]
+    return layers + [nn.Linear(n, 1, bias=False)], (p["widths"][0],)
+
+
+def build(p: dict) -> tuple[nn.Module, torch.Tensor]:
+    """The random instance's model (float64, scheme applied) and 8 Gaussian inputs."""
+    # inputs from their own stream: the weights are drawn from manual_seed(seed), and sharing
+    # it would make x[0] the first row of the first layer's draw (ReLU inputs at a kink)
+    gen = torch.Generator().manual_seed(
+        int(np.random.SeedSequence([p["seed"], 1]).generate_state(1)[0]))
+    layers, shape = chain_layers(p, p["depth"], int(p["widths"][0] % 4 + 1))
     model = Discriminator(*layers, make_output(p["output"])).double()
     x = torch.randn((8, *shape), generator=gen, dtype=torch.float64)
     scale = p["scale"] if p["scheme"] in ("ssn", "bssn") else 1.0

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from gradcheck._threads import single_threaded
-from gradcheck.models import Discriminator, make_activation
+from gradcheck.models import Discriminator
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.probe.conditioning import conditioning
 from gradcheck.schemes import apply_scheme
@@ -38,6 +38,7 @@ from gradcheck.theory.bounds import inequality_tol, prod_except
 from gradcheck.theory.meanfield import shrink_prediction
 
 from ._base import identity, prediction
+from .c1_gradient_bound import chain_layers
 
 CLAIMS = {"C6a": "identity", "C6b": "prediction"}
 SN_SCHEMES = ("sn", "bsn", "ssn", "bssn", "sn-conv")
@@ -71,27 +72,8 @@ def architecture(p: dict) -> tuple[Discriminator, tuple[int, ...]]:
     dense: ``depth`` Linear layers, widths from ``p['widths']``. The
     output activation is the identity (C6a needs homogeneity).
     """
-    layers: list[nn.Module] = []
-    if p["conv"]:
-        c, size = p.get("in_channels") or p["widths"][5] % 3 + 1, p["image"]
-        shape = (c, size, size)
-        for i in range(p["depth"] - 1):
-            k, s = p["kernels"][i], p["strides"][i]
-            pad = min(p["paddings"][i], k - 1)
-            if size + 2 * pad < k:
-                break
-            layers += [nn.Conv2d(c, p["widths"][i], k, stride=s, padding=pad, bias=False),
-                       make_activation(p["activation"], p["slope"])]
-            c, size = p["widths"][i], (size + 2 * pad - k) // s + 1
-        layers += [nn.Flatten(), nn.Linear(c * size * size, 1, bias=False)]
-    else:
-        n = p["widths"][0]
-        shape = (n,)
-        for i in range(1, p["depth"]):
-            layers += [nn.Linear(n, p["widths"][i], bias=False),
-                       make_activation(p["activation"], p["slope"])]
-            n = p["widths"][i]
-        layers += [nn.Linear(n, 1, bias=False)]
+    layers, shape = chain_layers(p, p["depth"] - 1,
+                                 p.get("in_channels") or p["widths"][5] % 3 + 1)
     return Discriminator(*layers).double(), shape
 
 
