@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .spec import RunSpec, SpecError, parse_seeds, validate
+from .spec import RunSpec, SpecError, parse_seeds
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

@@ -17,7 +17,7 @@ from .probe import ProbeResult
 from .schemes import SPECTRAL_SCHEMES, kaiming_gain
 from .theory.claims import applies
 from .theory.bounds import (c1_bound, c1_sn_bound, c8_applicable, c8_r2_applicable,
-                            inequality_tol, lambda_L, prod_except)
+                            chain_tol, lambda_L, prod_except)
 from .theory.meanfield import MeanField, effective_fans, predict, shrink_prediction
 
 CHECK_COLUMNS = ["claim", "kind", "seed", "layer", "lhs", "rhs", "ratio", "holds", "note"]
@@ -134,8 +134,7 @@ def checks(result: ProbeResult, setting: Setting, seed: int, mf: MeanField,
            twin: ProbeResult | None = None, c6a_k: float = 1.0) -> list[dict]:
     """All checks of one seed: C1, C1-SN, C1a, C6a, C7, C8 (applicability from the registry)."""
     L, g = len(result.layers), result.grads
-    width = max(max(math.prod(i.input_shape), math.prod(i.output_shape)) for i in result.layers)
-    tol = inequality_tol(setting.eps, L, width)
+    tol = chain_tol(result.layers, setting.eps)
     lam = lambda_L(setting.output) if setting.output in ("identity", "sigmoid") else 1.0
     op = np.array([n.sigma_op for n in result.norms])
     mu = np.array([i.mu for i in result.layers])

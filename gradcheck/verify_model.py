@@ -12,7 +12,7 @@ from torch import nn
 
 from .probe import ProbeResult
 from .schemes import SPECTRAL_SCHEMES
-from .theory.bounds import inequality_tol
+from .theory.bounds import chain_tol
 from .theory.claims import applies
 from .theory.meanfield import gaussian_opnorm
 from .theory.randmat import gordon_lower, gordon_upper
@@ -24,8 +24,7 @@ C3_INPUTS, C4_INPUTS = 8, 1
 
 
 def _tol(result: ProbeResult, setting: Setting) -> float:
-    width = max(max(math.prod(i.input_shape), math.prod(i.output_shape)) for i in result.layers)
-    return inequality_tol(setting.eps, len(result.layers), width)
+    return chain_tol(result.layers, setting.eps)
 
 
 def _ok(claim, setting, result):

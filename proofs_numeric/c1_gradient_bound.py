@@ -14,7 +14,7 @@ from torch import nn
 from gradcheck.models import Discriminator, make_activation, make_output
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.schemes import apply_scheme
-from gradcheck.theory.bounds import c1_bound, inequality_tol, lambda_L
+from gradcheck.theory.bounds import c1_bound, chain_tol, lambda_L
 
 from ._base import identity, inequality
 
@@ -83,9 +83,7 @@ def instance(p: dict) -> list:
     ops = np.array([n.sigma_op for n in res.norms])
     mu = np.array([i.mu for i in res.layers])
     lam = lambda_L(p["output"])
-    width = max(max(int(np.prod(i.input_shape)), int(np.prod(i.output_shape)))
-                for i in res.layers)
-    tol = inequality_tol(float(torch.finfo(torch.float64).eps), L, width)
+    tol = chain_tol(res.layers, float(torch.finfo(torch.float64).eps))
     bound = c1_bound(g.x_norm, ops, mu, lam)
     out = []
     for t in range(L):

@@ -22,7 +22,7 @@ import torch
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.probe.hessian import effective_weight_grads
 from gradcheck.reference import PROBE_TYPES, materialize
-from gradcheck.theory.bounds import inequality_tol
+from gradcheck.theory.bounds import chain_tol, inequality_tol
 from gradcheck.theory.reparam import c2b_lhs, c2b_rhs, scaled_gradient_factors
 
 from ._base import identity, inequality
@@ -82,9 +82,7 @@ def instance(p: dict) -> list:
     model, x = build_generic(p)
     res = probe(model, x, ProbeOptions(spectra=False))
     L = len(res.layers)
-    width = max(max(int(np.prod(i.input_shape)), int(np.prod(i.output_shape)))
-                for i in res.layers)
-    tol = inequality_tol(float(torch.finfo(torch.float64).eps), L, width)
+    tol = chain_tol(res.layers, float(torch.finfo(torch.float64).eps))
     c = layer_scales(p, L)
     D_fac, g_fac = scaled_gradient_factors(c)
     D0, G0 = effective_weight_grads(materialize(model), x)

@@ -27,7 +27,7 @@ import torch
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.probe.hessian import effective_weight_grads, raw_weight_grads
 from gradcheck.schemes import scaling_of
-from gradcheck.theory.bounds import inequality_tol, lambda_L, prod_except
+from gradcheck.theory.bounds import chain_tol, lambda_L, prod_except
 from gradcheck.theory.reparam import (c3b_bound, c3b_dense_bound, sn_raw_gradient,
                                       top_singular_triple)
 
@@ -70,11 +70,8 @@ def instance(p: dict) -> list:
     """The rows of one instance (the runner pins one thread: the nets are tiny)."""
     model, x = build_generic(p)
     res = probe(model, x, ProbeOptions(spectra=False))
-    L = len(res.layers)
     eps = float(torch.finfo(torch.float64).eps)
-    width = max(max(int(np.prod(i.input_shape)), int(np.prod(i.output_shape)))
-                for i in res.layers)
-    base_tol = inequality_tol(eps, L, width)
+    base_tol = chain_tol(res.layers, eps)
     _, G_eff = effective_weight_grads(model, x)
     raw = raw_weight_grads(model, x)
     ops = np.array([n.sigma_op for n in res.norms])

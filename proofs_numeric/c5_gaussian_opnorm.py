@@ -27,7 +27,6 @@ import math
 
 import numpy as np
 
-from gradcheck._threads import single_threaded
 from gradcheck.theory.randmat import gordon_lower, gordon_upper, opnorm_finite_size
 
 from ._base import inequality, prediction
@@ -58,13 +57,7 @@ def draws(p: dict) -> np.ndarray:
 
 
 def instance(p: dict) -> list:
-    """The instance's rows, computed with one torch/BLAS thread (10x faster on a busy machine
-    for these small problems)."""
-    with single_threaded():
-        return _rows(p)
-
-
-def _rows(p: dict) -> list:
+    """The instance's rows (the runner pins one torch/BLAS thread: these problems are small)."""
     m, n, s, R = p["m"], p["n"], p["s"], p["draws"]
     W = draws(p)
     ops = np.linalg.norm(W, ord=2, axis=(1, 2))

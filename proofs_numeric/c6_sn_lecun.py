@@ -23,18 +23,15 @@ Both are probed by the engine on the same 6 Gaussian inputs.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
 
-from gradcheck._threads import single_threaded
 from gradcheck.models import Discriminator
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.probe.conditioning import conditioning
 from gradcheck.schemes import apply_scheme
-from gradcheck.theory.bounds import inequality_tol, prod_except
+from gradcheck.theory.bounds import chain_tol, prod_except
 from gradcheck.theory.meanfield import shrink_prediction
 
 from ._base import identity, prediction
@@ -98,21 +95,14 @@ def _worst_identity(lhs: np.ndarray, rhs: np.ndarray) -> int:
 
 
 def instance(p: dict) -> list:
-    """The instance's rows, computed with one torch/BLAS thread (10x faster on a busy machine
-    for these small problems)."""
-    with single_threaded():
-        return _rows(p)
-
-
-def _rows(p: dict) -> list:
+    """The instance's rows (the runner pins one torch/BLAS thread: these problems are small)."""
     sn_model, x = build(p, p["scheme"])
     lecun_model, _ = build(p, "lecun")
     opts = ProbeOptions(spectra=False)
     sn, lc = probe(sn_model, x, opts), probe(lecun_model, x, opts)
     L = len(sn.layers)
-    width = max(max(math.prod(i.input_shape), math.prod(i.output_shape)) for i in sn.layers)
     K = conditioning(lecun_model, x)
-    tol = inequality_tol(EPS, L, width) * K
+    tol = chain_tol(sn.layers, EPS) * K
     r = np.array([_c(p) / n.sigma_scheme for n in sn.norms])
     scale = prod_except(r)
     out = []

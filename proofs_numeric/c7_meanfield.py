@@ -17,7 +17,6 @@ import math
 import numpy as np
 import torch
 
-from gradcheck._threads import single_threaded
 from gradcheck.models import mlp
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.schemes import apply_scheme
@@ -69,13 +68,7 @@ def measured_and_predicted(p: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def instance(p: dict) -> list:
-    """The instance's rows, computed with one torch/BLAS thread (10x faster on a busy machine
-    for these small problems)."""
-    with single_threaded():
-        return _rows(p)
-
-
-def _rows(p: dict) -> list:
+    """The instance's rows (the runner pins one torch/BLAS thread: these problems are small)."""
     meas, pred = measured_and_predicted(p)
     return [prediction("C7", meas[t], pred[t], p,
                        f"layer {t} of {len(meas)}: rms ||dD/dW|| over {N_INPUTS} inputs vs "

@@ -19,7 +19,6 @@ import math
 import numpy as np
 import torch
 
-from gradcheck._threads import single_threaded
 from gradcheck.schemes.sigma import conv_operator_norm, sigma_R, sigma_R2
 from gradcheck.theory.bounds import c8_applicable, c8_r2_applicable, patch_multiplicity
 
@@ -68,13 +67,7 @@ def norms(p: dict, w: torch.Tensor | None = None) -> dict:
 
 
 def instance(p: dict) -> list:
-    """The instance's rows, computed with one torch/BLAS thread (10x faster on a busy machine
-    for these small problems)."""
-    with single_threaded():
-        return _rows(p)
-
-
-def _rows(p: dict) -> list:
+    """The instance's rows (the runner pins one torch/BLAS thread: these problems are small)."""
     n = norms(p)
     size_in = p["c_in"] * math.prod(p["input_hw"])
     tol = 10 * (size_in + p["c_out"] * p["c_in"] * math.prod(p["kernel"])) * EPS \

@@ -106,6 +106,13 @@ def c8_r2_applicable(size: int, kernel: int, stride: int, padding: int,
     return any(r + padding - kernel + 1 >= 0 and r + padding <= n_out - 1 for r in range(size))
 
 
+def chain_tol(layers, eps: float) -> float:
+    """:func:`inequality_tol` for a probed chain: ``layers`` are LayerInfo-like (input_shape,
+    output_shape); width = the largest per-input layer input or output size."""
+    width = max(max(math.prod(i.input_shape), math.prod(i.output_shape)) for i in layers)
+    return inequality_tol(eps, len(layers), width)
+
+
 def inequality_tol(eps: float, n_layers: int, width: int) -> float:
     """Relative slack for an inequality/identity evaluated in a dtype with machine ``eps``.
 

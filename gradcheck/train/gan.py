@@ -19,7 +19,7 @@ from torch import nn
 
 from .._threads import single_threaded
 from ..models import conv_stack, mlp, sngan
-from ..schemes import SPECTRAL_SCHEMES, apply_scheme
+from ..schemes import apply_scheme
 from ..schemes.init import parametric_layers
 from ..schemes.sigma import sigma_R
 from ..spec import TrainSpec
@@ -237,5 +237,4 @@ def train(spec: TrainSpec, out: Path, resume: bool = True, progress: bool = True
     return t
 
 
-__all__ = ["Trainer", "train", "build_discriminator", "build_generator", "load_data",
-           "SPECTRAL_SCHEMES"]
+__all__ = ["Trainer", "train", "build_discriminator", "build_generator", "load_data"]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from conftest import EPS, net_params
 from gradcheck.probe import ProbeOptions, probe
-from gradcheck.theory.bounds import c1_bound, inequality_tol, lambda_L
+from gradcheck.theory.bounds import c1_bound, chain_tol, lambda_L
 from proofs_numeric import c1_gradient_bound as C1
 
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
@@ -27,9 +27,7 @@ nets = net_params()
 def _measure(p):
     model, x = C1.build(p)
     res = probe(model, x, ProbeOptions(spectra=False))
-    width = max(max(int(np.prod(i.input_shape)), int(np.prod(i.output_shape)))
-                for i in res.layers)
-    return res, inequality_tol(EPS, len(res.layers), width)
+    return res, chain_tol(res.layers, EPS)
 
 
 @settings(max_examples=40, deadline=None)
@@ -119,6 +117,4 @@ def test_conv_factor_mu_is_needed_and_sufficient(c_in, c_out, k, s, pad, size):
 
 def _measure_model(model, x):
     res = probe(model, x, ProbeOptions(spectra=False))
-    width = max(max(int(np.prod(i.input_shape)), int(np.prod(i.output_shape)))
-                for i in res.layers)
-    return res, inequality_tol(EPS, len(res.layers), width)
+    return res, chain_tol(res.layers, EPS)
