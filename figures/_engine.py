@@ -1,10 +1,9 @@
 """The one place where the figure scripts call the gradcheck engine.
 
-:func:`probe_tables` is ``gradcheck.runner.run`` for one seed without the model-level checks
-(C2-C5, C6b, C9 in ``verify_model``), which the figures do not draw and which dominate the cost
-of deep nets: it builds the model and inputs of a :class:`RunSpec`, probes them, and turns the
-result into the same per-layer rows (``layers.csv``) and C1/C7/C8 check rows (``checks.csv``)
-that ``gradcheck run`` writes. :func:`trained_run` and :func:`tracked` are ``gradcheck train``
+:func:`probe_tables` is ``gradcheck.pipeline.run_seed`` without the claims that need the model
+itself (C2a, C3, C4, C11-H) and C6a's twin, which the figures do not draw and which dominate the
+cost of deep nets: the same per-layer rows (``layers.csv``) and check rows (``checks.csv``) that
+``gradcheck run`` writes. :func:`trained_run` and :func:`tracked` are ``gradcheck train``
 and ``gradcheck track`` with a cache keyed by the training spec.
 """
 from __future__ import annotations
@@ -17,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gradcheck.build import make_inputs, make_model
-from gradcheck.probe import ProbeOptions, ProbeResult, probe
-from gradcheck.runner import layer_rows, probe_options, setting_of
+from gradcheck.claims import CHECK_COLUMNS
+from gradcheck.pipeline import run_seed
+from gradcheck.probe import ProbeResult
 from gradcheck.spec import RunSpec, TrainSpec, validate, validate_train
-from gradcheck.verify import CHECK_COLUMNS, checks, mean_field
 
 
 @dataclass(frozen=True)
@@ -35,18 +33,9 @@ class Probed:
 
 def probe_tables(spec: RunSpec, seed: int, spectra: bool = False) -> Probed:
     """Probe ``spec``'s model for ``seed``; ``spectra`` adds the Jacobian singular values."""
-    spec = validate(spec)
-    model = make_model(spec, seed)
-    x = make_inputs(spec, seed).to(next(model.parameters()).dtype)
-    opts = probe_options(spec, seed) if spectra else ProbeOptions(spectra=False, seed=seed)
-    res = probe(model, x, opts)
-    setting = setting_of(spec)
-    q0 = float((x.double() ** 2).mean())
-    v, mf = mean_field(res, setting, q0)
-    _, mf_pad = mean_field(res, setting, q0, padding_aware=True)
-    layers = pd.DataFrame(layer_rows(res, setting, seed, v, mf, mf_pad))
-    chk = pd.DataFrame(checks(res, setting, seed, mf, None), columns=CHECK_COLUMNS)
-    return Probed(layers, chk, res)
+    out = run_seed(validate(spec), seed, model_level=False, spectra=spectra)
+    return Probed(pd.DataFrame(out.layers), pd.DataFrame(out.checks, columns=CHECK_COLUMNS),
+                  out.result)
 
 
 def _run_name(spec: TrainSpec) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from gradcheck._threads import single_threaded
+from gradcheck.schemes.registry import SCHEMES as SCHEME_RECORDS
 from gradcheck.schemes import kaiming_gain
 from gradcheck.spec import RunSpec
 from gradcheck.theory.meanfield import shrink_prediction
@@ -43,9 +44,10 @@ SIZES = {
 def kaiming_point(spec: RunSpec, scheme: str) -> float:
     """``c`` at which ssn/bssn match Kaiming on a hidden layer: ``g / r`` (C6b, C7)."""
     g = kaiming_gain(spec.resolved_activation, spec.slope)
+    kind = SCHEME_RECORDS[scheme].divisor
     if spec.arch == "mlp":
-        return g / shrink_prediction(scheme, spec.width, spec.width, 1)
-    return g / shrink_prediction(scheme, spec.channels, spec.channels, 3)
+        return g / shrink_prediction(kind, spec.width, spec.width, 1)
+    return g / shrink_prediction(kind, spec.channels, spec.channels, 3)
 
 
 def compute(quick: bool, tiny: bool, out: Path) -> pd.DataFrame:

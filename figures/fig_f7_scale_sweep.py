@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gradcheck._threads import single_threaded
+from gradcheck.schemes.registry import SCHEMES as SCHEME_RECORDS
 from gradcheck.schemes import kaiming_gain
 from gradcheck.spec import RunSpec
 from gradcheck.theory.meanfield import shrink_prediction
@@ -61,7 +62,8 @@ def compute(quick: bool, tiny: bool, out: Path) -> pd.DataFrame:
     rows = []
     with single_threaded():
         for scheme in SCHEMES:
-            c_k = g / shrink_prediction(scheme, net["channels"], net["channels"], 3)
+            c_k = g / shrink_prediction(SCHEME_RECORDS[scheme].divisor, net["channels"],
+                                        net["channels"], 3)
             say(f"probe {scheme}: {len(grid)} values of c x {len(seeds)} seeds "
                 f"(Kaiming point c = {c_k:.3f})")
             for c in grid:
@@ -72,7 +74,7 @@ def compute(quick: bool, tiny: bool, out: Path) -> pd.DataFrame:
             for seed in seeds:
                 rows.append(_probe_row(RunSpec(init=ref, **base), seed, ref, np.nan, np.nan))
     # toy GANs: the MLP D's hidden layers are square dense, r = 1/2, g = sqrt 2 (ReLU)
-    c_k_mlp = kaiming_gain("relu", 0.0) / shrink_prediction("ssn", 128, 128, 1)
+    c_k_mlp = kaiming_gain("relu", 0.0) / shrink_prediction("sn", 128, 128, 1)
     specs = [replace(toy_spec(size, s, float(c), seed), steps=TRAIN_STEPS[size])
              for s in SCHEMES for c in trained for seed in toy_seeds(size)[:2]]
     dirs = trained_runs(specs, out, say, workers=1 if tiny else 2)

@@ -17,7 +17,7 @@ _EXPORTS = {
     "probe": "gradcheck.probe", "ProbeOptions": "gradcheck.probe",
     "ProbeResult": "gradcheck.probe", "ProbeError": "gradcheck.probe",
     # checking against theory
-    "RunSpec": "gradcheck.spec", "run": "gradcheck.runner", "CLAIMS": "gradcheck.theory.claims",
+    "RunSpec": "gradcheck.spec", "run": "gradcheck.runner", "CLAIMS": "gradcheck.claims",
     # BSN / BSSN for users
     "bidirectional_spectral_norm": "gradcheck.nn", "scaled_spectral_norm": "gradcheck.nn",
 }

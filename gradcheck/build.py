@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .models import conv_stack, mlp, sngan
+from .models.registry import ARCHS
 from .schemes import apply_scheme
 from .spec import RunSpec
 
@@ -47,15 +47,8 @@ def make_inputs(spec: RunSpec, seed: int) -> torch.Tensor:
 
 def make_model(spec: RunSpec, seed: int, init: str | None = None) -> nn.Module:
     """The discriminator of ``spec`` with its scheme (or ``init`` instead) applied, float64."""
-    act, bias, out = spec.resolved_activation, spec.bias, spec.output
-    if spec.arch == "mlp":
-        model = mlp(spec.n_layers, spec.width, spec.resolved_input_dim, act, spec.slope, out, bias)
-    elif spec.arch == "conv":
-        model = conv_stack(spec.n_layers, spec.channels, spec.image_size, 3, spec.stride_every,
-                           act, spec.slope, out, bias)
-    else:
-        model = sngan(act, spec.slope, out, bias)
-    model = model.to(torch.float64)
+    act = spec.resolved_activation
+    model = ARCHS[spec.arch].build(spec).to(torch.float64)
     example = torch.zeros((1, *spec.input_shape), dtype=torch.float64)
     apply_scheme(model, init or spec.init, example, seed=seed, scale=spec.scale,
                  activation=act, slope=spec.slope, mode=spec.sn_mode,

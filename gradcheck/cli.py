@@ -30,7 +30,8 @@ class _Parser(argparse.ArgumentParser):
 
 #: flag -> (RunSpec field, type, help). Defaults come from RunSpec (or --spec).
 RUN_FLAGS = {
-    "--arch": ("arch", str, "mlp | conv | sngan (the paper's CIFAR-10 CNN; fixed depth 8)"),
+    "--arch": ("arch", str, "mlp | conv | sngan (the paper's CIFAR-10 CNN; fixed depth 8) | "
+                            "resnet (SNGAN ResNet; --depth = residual blocks, default 4)"),
     "--depth": ("depth", int, "number of Linear/Conv2d layers L (mlp default 10, conv 6)"),
     "--width": ("width", int, "mlp hidden width (default 128)"),
     "--input-dim": ("input_dim", int, "mlp input size (default: width; 2 for ring/grid)"),
@@ -135,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: flag -> (TrainSpec field, type, help).
 TRAIN_FLAGS = {
     "--data": ("data", str, "ring | grid | shapes | cifar10:PATH | npy:PATH (default ring)"),
-    "--arch": ("arch", str, "D: mlp | conv | sngan (default mlp for 2-D data, conv for images)"),
+    "--arch": ("arch", str, "D: mlp | conv | sngan | resnet (--depth = residual blocks) "
+                            "(default mlp for 2-D data, conv for images)"),
     "--depth": ("depth", int, "D layers (default 4)"),
     "--width": ("width", int, "D (mlp) and G width (default 128)"),
     "--channels": ("channels", int, "D channels (conv; default 32)"),
@@ -290,7 +292,7 @@ def check_out_dir(out: Path, force: bool, marker: str = "spec.json") -> None:
 def cmd_run(ns) -> int:
     from .probe import ProbeError
     from .report.run_dir import write_run
-    from .runner import run
+    from .pipeline import run
 
     spec = spec_from_args(ns)
     out, overwrite = _out_dir(ns, spec)
@@ -308,9 +310,11 @@ def cmd_run(ns) -> int:
         from .report.tables import checks_table, layer_table
 
         for seed in spec.seeds:
-            print(f"\n{spec.arch} depth {spec.n_layers}, init {spec.init}, seed {seed} "
+            print(f"\n{result.subject}, seed {seed} "
                   f"(rms over {spec.batch} inputs; ratio = measured/predicted)")
             print(layer_table(result.layers, seed))
+        for note in result.notes:
+            print(f"note: {note}")
         print("\nchecks (THEORY claim IDs):")
         print(checks_table(summary["claims"]))
         v = summary["vanishing_rate"]

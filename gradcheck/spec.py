@@ -11,18 +11,12 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 
 from .models import ACTIVATIONS, OUTPUTS
+from .models.registry import ARCHS
 from .schemes import MODES, SCHEMES
 
-ARCHS = ("mlp", "conv", "sngan")
 INPUTS = ("gaussian", "ring", "grid")
 DTYPES = ("float64", "float32")
 DEVICES = ("cpu", "cuda", "auto")
-#: Per-architecture defaults for the fields left as None.
-ARCH_DEFAULTS = {
-    "mlp": dict(depth=10, activation="relu"),
-    "conv": dict(depth=6, activation="lrelu"),
-    "sngan": dict(depth=8, activation="lrelu"),
-}
 
 
 class SpecError(ValueError):
@@ -33,12 +27,12 @@ class SpecError(ValueError):
 class RunSpec:
     """Everything that determines a run's numbers (same spec + seed -> identical files)."""
 
-    arch: str = "mlp"                 # mlp | conv | sngan (the paper's CIFAR-10 CNN)
-    depth: int | None = None          # number of Linear/Conv2d layers L (sngan: fixed 8)
+    arch: str = "mlp"                 # one of ARCHS (gradcheck.models.registry)
+    depth: int | None = None          # Linear/Conv2d layers L (sngan: fixed 8; resnet: blocks)
     width: int = 128                  # mlp hidden width
     input_dim: int | None = None      # mlp input size (None: width; 2 for ring/grid)
-    channels: int = 16                # conv: channels of every conv layer
-    image_size: int = 16              # conv: input height = width (sngan: 32)
+    channels: int = 16                # conv/resnet: channels of every conv layer
+    image_size: int = 16              # conv/resnet: input height = width (sngan: 32)
     stride_every: int = 3             # conv: stride 2 on every k-th conv (0: never)
     init: str = "lecun"               # one of SCHEMES (THEORY §1)
     scale: float = 1.0                # c for ssn / bssn
@@ -64,11 +58,18 @@ class RunSpec:
     # -- derived ------------------------------------------------------------------------
     @property
     def resolved_activation(self) -> str:
-        return self.activation or ARCH_DEFAULTS[self.arch]["activation"]
+        return self.activation or ARCHS[self.arch].default_activation
+
+    @property
+    def resolved_depth(self) -> int:
+        """``--depth`` with the architecture's default (resnet: residual blocks)."""
+        a = ARCHS[self.arch]
+        return int(a.fixed_depth or self.depth or a.default_depth)
 
     @property
     def n_layers(self) -> int:
-        return 8 if self.arch == "sngan" else int(self.depth or ARCH_DEFAULTS[self.arch]["depth"])
+        """Number of Linear/Conv2d layers L of the built-in model."""
+        return int(ARCHS[self.arch].n_layers(self))
 
     @property
     def resolved_input_dim(self) -> int:
@@ -85,18 +86,17 @@ class RunSpec:
     def input_shape(self) -> tuple[int, ...]:
         if self.model_input:
             return tuple(self.model_input)
-        if self.arch == "mlp":
-            return (self.resolved_input_dim,)
-        return (3, 32, 32) if self.arch == "sngan" else (3, self.image_size, self.image_size)
+        return tuple(ARCHS[self.arch].input_shape(self))
 
     def resolved(self) -> "RunSpec":
         """A copy with every None default filled in (what spec.json stores); a checkpoint or
         user-model spec is stored as given (the model defines the rest)."""
         if self.source != "builtin":
             return self
-        return replace(self, depth=self.n_layers, activation=self.resolved_activation,
-                       input_dim=self.resolved_input_dim if self.arch == "mlp" else None,
-                       image_size=32 if self.arch == "sngan" else self.image_size)
+        a = ARCHS[self.arch]
+        return replace(self, depth=self.resolved_depth, activation=self.resolved_activation,
+                       input_dim=None if a.images else self.resolved_input_dim,
+                       image_size=a.fixed_image_size or self.image_size)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self.resolved()), indent=2, sort_keys=True)
@@ -151,13 +151,7 @@ def validate(spec: RunSpec) -> RunSpec:
     _choice("inputs", spec.inputs, INPUTS)
     _choice("dtype", spec.dtype, DTYPES)
     _choice("device", spec.device, DEVICES)
-    if spec.arch == "sngan" and spec.depth not in (None, 8):
-        raise SpecError("argument --depth: the sngan architecture has a fixed depth of 8 "
-                        "layers; leave --depth out")
-    if spec.depth is not None:
-        _int_at_least("depth", spec.depth, 2 if spec.arch == "conv" else 1)
-        if spec.depth > 1000:
-            raise SpecError(f"argument --depth: must be <= 1000; got {spec.depth}")
+    _depth(spec.arch, spec.depth, " layers; leave --depth out")
     for name in ("width", "channels", "batch", "power_iterations", "topk"):
         _int_at_least(name.replace("_", "-"), getattr(spec, name), 1)
     _int_at_least("image-size", spec.image_size, 1)
@@ -217,7 +211,23 @@ def validate(spec: RunSpec) -> RunSpec:
     if spec.inputs in ("ring", "grid") and (spec.arch != "mlp" or spec.resolved_input_dim != 2):
         raise SpecError(f"argument --inputs: {spec.inputs} data is 2-D and needs --arch mlp "
                         "with --input-dim 2 (or left out)")
+    problem = ARCHS[spec.arch].problem(spec) if spec.source == "builtin" else None
+    if problem:
+        raise SpecError(problem)
     return spec
+
+
+def _depth(arch: str, depth, fixed_tail: str = "") -> None:
+    """Validate ``--depth`` for ``arch`` (None: the architecture's default)."""
+    a = ARCHS[arch]
+    if a.fixed_depth is not None and depth not in (None, a.fixed_depth):
+        raise SpecError(f"argument --depth: the {arch} architecture has a fixed depth of "
+                        f"{a.fixed_depth}{fixed_tail}")
+    if depth is not None:
+        _int_at_least("depth", depth, a.min_depth)
+        if depth > a.max_depth:
+            raise SpecError(f"argument --depth: must be <= {a.max_depth} for --arch {arch}; "
+                            f"got {depth}")
 
 
 
@@ -232,11 +242,11 @@ class TrainSpec:
     """A GAN training run (hinge loss, Adam; defaults follow the authors' code)."""
 
     data: str = "ring"                # ring | grid | shapes | cifar10:PATH | npy:PATH
-    arch: str | None = None           # D: mlp | conv | sngan (None: mlp for 2-D, conv else)
-    depth: int | None = None          # D depth (None: arch default; mlp 4, conv 4)
+    arch: str | None = None           # D: one of ARCHS (None: mlp for 2-D, conv else)
+    depth: int | None = None          # D depth (None: 4; sngan fixed 8; resnet: blocks)
     width: int = 128                  # D width (mlp) / G width
-    channels: int = 32                # D channels (conv)
-    activation: str | None = None     # D activation (None: mlp relu, conv/sngan lrelu)
+    channels: int = 32                # D channels (conv, resnet)
+    activation: str | None = None     # D activation (None: the arch's default_activation)
     slope: float = 0.1
     scheme: str = "sn"                # D scaling; lecun/xavier/kaiming/orthogonal = unnormalised
     scale: float = 1.0                # c for ssn / bssn
@@ -260,9 +270,9 @@ class TrainSpec:
 
     def resolved(self) -> "TrainSpec":
         arch = self.arch or ("mlp" if self.is_toy else "conv")
-        depth = 8 if arch == "sngan" else (self.depth or 4)
-        return replace(self, arch=arch, depth=depth,
-                       activation=self.activation or ("relu" if arch == "mlp" else "lrelu"),
+        a = ARCHS[arch]
+        return replace(self, arch=arch, depth=a.fixed_depth or self.depth or 4,
+                       activation=self.activation or a.default_activation,
                        z_dim=self.z_dim or (16 if self.is_toy else 64))
 
     def to_dict(self) -> dict:
@@ -289,12 +299,15 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
     _choice("scheme", spec.scheme, TRAIN_SCHEMES)
     _choice("sn-mode", spec.sn_mode, MODES)
     r = spec.resolved()
-    if spec.is_toy and r.arch != "mlp":
-        raise SpecError(f"argument --arch: {spec.data} data is 2-D and needs --arch mlp")
-    if not spec.is_toy and r.arch == "mlp":
-        raise SpecError(f"argument --arch: image data {spec.data!r} needs --arch conv or sngan")
-    if spec.arch == "sngan" and spec.depth not in (None, 8):
-        raise SpecError("argument --depth: the sngan architecture has a fixed depth of 8")
+    flat = [n for n, a in ARCHS.items() if not a.images]
+    if spec.is_toy and ARCHS[r.arch].images:
+        raise SpecError(f"argument --arch: {spec.data} data is 2-D and needs --arch "
+                        f"{' or '.join(flat)}")
+    if not spec.is_toy and not ARCHS[r.arch].images:
+        image = [n for n, a in ARCHS.items() if a.images]
+        raise SpecError(f"argument --arch: image data {spec.data!r} needs --arch "
+                        f"{', '.join(image[:-1])} or {image[-1]}")
+    _depth(r.arch, spec.depth)
     for name in ("width", "channels", "steps", "batch", "d_steps", "n_data", "log_every",
                  "ckpt_every", "power_iterations"):
         _int_at_least(name.replace("_", "-"), getattr(spec, name), 1)
@@ -305,8 +318,6 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
                       ("n_data", 10_000_000)):
         if getattr(spec, name) > cap:
             raise SpecError(f"argument --{name.replace('_', '-')}: must be <= {cap}")
-    if spec.depth is not None:
-        _int_at_least("depth", spec.depth, 2 if r.arch == "conv" else 1)
     if spec.z_dim is not None:
         _int_at_least("z-dim", spec.z_dim, 1)
     for name in ("lr", "beta1", "beta2", "scale", "slope"):

@@ -38,10 +38,12 @@ class Result:
     @property
     def holds(self) -> bool | None:
         """inequality: ratio <= 1 + tol; identity: |ratio - 1| <= tol; prediction: None."""
+        from gradcheck.claims import identity_holds, inequality_holds
+
         if self.kind == "inequality":
-            return bool(self.ratio <= 1 + self.tol)
+            return inequality_holds(self.ratio, self.tol)
         if self.kind == "identity":
-            return bool(abs(self.ratio - 1) <= self.tol)
+            return identity_holds(self.ratio, self.tol)
         return None
 
     def row(self) -> dict:

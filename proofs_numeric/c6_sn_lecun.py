@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from gradcheck.models import Discriminator
+from gradcheck.schemes.registry import SCHEMES
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.probe.conditioning import conditioning
 from gradcheck.schemes import apply_scheme
@@ -85,7 +86,7 @@ def build(p: dict, scheme: str) -> tuple[nn.Module, torch.Tensor]:
 
 
 def _c(p: dict) -> float:
-    return p["scale"] if p["scheme"] in ("ssn", "bssn") else 1.0
+    return SCHEMES[p["scheme"]].c(p["scale"])
 
 
 def _worst_identity(lhs: np.ndarray, rhs: np.ndarray) -> int:
@@ -120,8 +121,8 @@ def instance(p: dict) -> list:
         c_out, c_in = info.weight_shape[:2]
         if (p["scheme"] == "sn-conv" and conv) or min(c_out, info.fan_in) < C6B_MIN_DIM:
             continue
-        scheme = "sn" if p["scheme"] == "sn-conv" else p["scheme"]
-        pred = shrink_prediction(scheme, c_in, c_out, info.kernel[0], p["scale"])
+        kind = "sn" if p["scheme"] == "sn-conv" else SCHEMES[p["scheme"]].divisor
+        pred = shrink_prediction(kind, c_in, c_out, info.kernel[0], _c(p))
         out.append(prediction("C6b", r[t], pred, p,
                               f"layer {t} ({info.kind} {tuple(info.weight_shape)}): measured "
                               f"r_hat = c/sigma (realised) vs C5-based r"))

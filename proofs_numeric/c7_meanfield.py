@@ -5,7 +5,7 @@ one of lecun, xavier, kaiming, orthogonal, sn, bsn, ssn, bssn, with a relu / lea
 linear inside and an identity or sigmoid output, probed on 32 Gaussian inputs. One row per
 layer: measured ``sqrt(mean_x ||dD/dW_l||_F^2)`` (rms over the inputs, one weight draw) vs the
 prediction ``sqrt(N_l fan_in_l d_l q_{l-1})`` of :func:`gradcheck.theory.meanfield.predict`, with
-``v_l`` from :func:`gradcheck.verify.weight_variance` (SN family: the realised sigma) and
+``v_l`` from :func:`gradcheck.claims.c7_meanfield.weight_variance` (SN family: the realised sigma) and
 ``q_0 = mean(x^2)``. Nothing is asserted: the ratio is reported (THEORY says 0.8-1.3 at width
 256, depth 10). Its spread comes from one weight draw and 32 inputs and grows like
 ``sqrt(depth / width)``.
@@ -20,7 +20,8 @@ import torch
 from gradcheck.models import mlp
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.schemes import apply_scheme
-from gradcheck.verify import Setting, mean_field
+from gradcheck.claims import Context, Setting
+from gradcheck.claims.c7_meanfield import mean_field
 
 from ._base import prediction
 
@@ -54,16 +55,14 @@ def build(p: dict) -> tuple[torch.nn.Module, torch.Tensor]:
 
 
 def setting(p: dict) -> Setting:
-    return Setting(scheme=p["scheme"], scale=p["scale"] if p["scheme"] in ("ssn", "bssn") else 1.0,
-                   activation=p["activation"], slope=p["slope"], output=p["output"], bias=False,
-                   eps=float(torch.finfo(torch.float64).eps))
+    return Setting(scheme=p["scheme"], scale=p["scale"])
 
 
 def measured_and_predicted(p: dict) -> tuple[np.ndarray, np.ndarray]:
     """``(L,)`` rms ``||dD/dW_l||_F`` over the inputs and its C7 prediction."""
     model, x = build(p)
     res = probe(model, x, ProbeOptions(spectra=False))
-    _, mf = mean_field(res, setting(p), float((x ** 2).mean()))
+    _, mf = mean_field(Context(res, setting(p), x=x), float((x ** 2).mean()))
     return np.sqrt(np.mean(res.grads.weight_grad ** 2, axis=1)), np.sqrt(mf.weight_grad_sq)
 
 

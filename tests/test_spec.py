@@ -25,7 +25,7 @@ def test_resolved_round_trip():
 
 
 @pytest.mark.parametrize("kw, needle", [
-    (dict(arch="resnet"), "--arch: must be one of mlp, conv, sngan"),
+    (dict(arch="vgg"), "--arch: must be one of mlp, conv, sngan, resnet; got 'vgg'"),
     (dict(init="he"), "--init: must be one of lecun, xavier, kaiming, orthogonal, sn, "
                       "sn-conv, bsn, ssn, bssn"),
     (dict(depth=0), "--depth: must be an integer >= 1"),

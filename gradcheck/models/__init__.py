@@ -1,8 +1,12 @@
-"""Built-in discriminators: MLP, plain conv stack, the paper's CIFAR-10 CNN."""
+"""Built-in discriminators: MLP, plain conv stack, the paper's CIFAR-10 CNN, SNGAN ResNet.
+
+The architecture registry (``--arch``) is :mod:`gradcheck.models.registry`.
+"""
 from ._common import ACTIVATIONS, OUTPUTS, Discriminator, make_activation, make_output
 from .conv import conv_stack
 from .mlp import mlp
+from .resnet import ResNetDiscriminator, resnet
 from .sngan import SNGAN_CONVS, sngan
 
 __all__ = ["ACTIVATIONS", "OUTPUTS", "Discriminator", "make_activation", "make_output",
-           "conv_stack", "mlp", "sngan", "SNGAN_CONVS"]
+           "conv_stack", "mlp", "resnet", "ResNetDiscriminator", "sngan", "SNGAN_CONVS"]

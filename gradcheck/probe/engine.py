@@ -9,6 +9,7 @@ from torch.nn.utils import parametrize
 
 from .gradients import GradientNorms, gradient_norms
 from .jacobian import JacobianOptions, Spectrum, jacobian_spectra
+from .facts import ModelFacts, measure_facts
 from .layers import LayerInfo, record
 from .norms import LayerNorms, layer_norms
 
@@ -33,8 +34,10 @@ class ProbeResult:
     layers: tuple[LayerInfo, ...]
     norms: tuple[LayerNorms, ...]
     grads: GradientNorms
-    local: tuple[Spectrum, ...]          # empty when spectra were not requested
+    local: tuple[Spectrum, ...]          # empty when spectra were not requested / not a chain
     cumulative: tuple[Spectrum, ...]
+    facts: ModelFacts | None = None      # measured on the first recorded forward pass
+    spectra_note: str = ""               # why no spectra were computed, if none were
 
 
 def _concat_grads(parts: list[GradientNorms]) -> GradientNorms:
@@ -62,16 +65,22 @@ def probe(model: nn.Module, x: torch.Tensor, opts: ProbeOptions = ProbeOptions()
                 tape = record(model, x[s:s + opts.chunk])
                 first = first or tape
                 parts.append(gradient_norms(tape, opts.max_elements))
+            facts = measure_facts(first, model)
             say("gradient norms done")
             norms = tuple(layer_norms(info, mod, w, opts.op_tol, opts.seed)
                           for info, mod, w in zip(first.layers, first.modules, first.weights))
             say("spectral norms done")
             local = cumulative = ()
-            if opts.spectra and opts.spectra_inputs > 0:
+            note = ""
+            if opts.spectra and opts.spectra_inputs > 0 and not facts.chain:
+                note = ("Jacobian spectra skipped: " + facts.not_chain()
+                        + "; layer-to-layer Jacobians are defined for chains only")
+                say(note)
+            elif opts.spectra and opts.spectra_inputs > 0:
                 local, cumulative = jacobian_spectra(model, x[:opts.spectra_inputs],
                                                      opts.jacobian, progress)
                 say("Jacobian spectra done")
         return ProbeResult(tuple(first.layers), norms, _concat_grads(parts), tuple(local),
-                           tuple(cumulative))
+                           tuple(cumulative), facts, note)
     finally:
         model.train(was_training)

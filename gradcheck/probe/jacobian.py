@@ -56,8 +56,13 @@ class Spectrum:
         return self.top * max(self.shape) * eps
 
     def smallest_nonzero(self, eps: float) -> np.ndarray:
-        """Per input, the smallest singular value above :meth:`numerical_zero` (NaN if none)."""
-        v = np.where(self.values > self.numerical_zero(eps)[:, None], self.values, np.nan)
+        """Per input, the smallest singular value above :meth:`numerical_zero` (NaN if none).
+
+        For a top-k + bottom-k spectrum only the bottom-k half counts: where that solve did not
+        converge (NaN) the answer is NaN, never the smallest of the top-k.
+        """
+        vals = self.values if self.full else self.values[:, self.values.shape[1] // 2:]
+        v = np.where(vals > self.numerical_zero(eps)[:, None], vals, np.nan)
         with np.errstate(all="ignore"):
             return np.where(np.isnan(v).all(axis=1), np.nan,
                             np.nanmin(np.where(np.isnan(v), np.inf, v), axis=1))

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 
-PROBE_TYPES = (nn.Linear, nn.Conv2d)
+from .trace import PROBE_TYPES
 
 
 class ProbeError(ValueError):
@@ -37,7 +37,7 @@ class LayerInfo:
     padding: tuple[int, int]
     dilation: tuple[int, int]
     padding_mode: str
-    has_bias: bool
+    has_bias: bool                 # a bias is present AND non-zero (a zero bias is no bias)
     parametrized: str              # '' | 'gradcheck' | 'torch' | 'legacy'
 
     @property
@@ -83,63 +83,66 @@ def _parametrization_kind(module: nn.Module) -> str:
 
 
 def _check_supported(model: nn.Module) -> None:
-    """Raise ProbeError naming any parametric module the engine cannot probe."""
-    from torch.nn.utils.parametrize import ParametrizationList
+    """Raise ProbeError naming a layer the engine cannot probe (grouped convolutions).
 
+    Other parametric modules (normalisation layers, SN wrappers holding ``weight_bar``, ...) are
+    allowed: the recorded graph says what they do, and the claims say which premise they break.
+    """
     for name, mod in model.named_modules():
+        if isinstance(mod, nn.Embedding):
+            raise ProbeError(f"layer {name!r} is an nn.Embedding (integer inputs): the probe "
+                             "needs gradients with respect to floating-point inputs")
         if isinstance(mod, nn.Conv2d) and mod.groups != 1:
             raise ProbeError(f"layer {name!r} is a grouped Conv2d (groups={mod.groups}); "
                              "only groups=1 can be probed")
-        own = [n for n, _ in mod.named_parameters(recurse=False)]
-        if not own or isinstance(mod, PROBE_TYPES + (ParametrizationList,)):
-            continue
-        raise ProbeError(f"layer {name!r} ({type(mod).__name__}, parameters {own}) cannot be "
-                         "probed: only nn.Linear and nn.Conv2d layers are supported")
 
 
 @dataclass
 class Tape:
-    """One recorded forward pass on a batch. ``h`` and ``z`` are in the autograd graph."""
+    """One recorded forward pass on a batch. ``h`` and ``z`` are in the autograd graph.
+
+    ``graph`` is the recorded x-dependent graph (:class:`~gradcheck.probe.trace.GraphNode`,
+    value 0 = ``x``, ``out_value`` = the model output); ``h[i]`` / ``z[i]`` are the tensors layer
+    ``i`` read and produced (private clones: in-place writes by the model cannot reach them).
+    """
 
     layers: list[LayerInfo]
     modules: list[nn.Module]
-    weights: list[torch.Tensor]    # effective weights used in the forward (detached)
-    h: list[torch.Tensor]          # inputs h[i], (B, *input_shape); h[0] = x requires grad
+    weights: list[torch.Tensor]    # effective weights the layer operations received (detached)
+    h: list[torch.Tensor]          # inputs h[i], (B, *input_shape)
     z: list[torch.Tensor]          # outputs z[i], (B, *output_shape)
     D: torch.Tensor                # (B,)
+    x: torch.Tensor | None = None  # the input that requires grad (h[0] is a clone of it)
+    graph: tuple = ()
+    out_value: int = -1
+    biases: list = None            # bias tensors the operations received (None: no bias)
 
 
 def record(model: nn.Module, x: torch.Tensor) -> Tape:
-    """Run ``model(x)`` with hooks on every probe layer and return the :class:`Tape`.
+    """Run ``model(x)`` under the tracer (:mod:`gradcheck.probe.trace`) and return the tape.
 
     Raises:
-        ProbeError: no probe-able layer, unsupported parametric module, a layer called twice,
-            or an output that is not one scalar per input.
+        ProbeError: no probe-able layer, a grouped conv, a layer called twice, a layer whose
+            weight cannot be measured, or an output that is not one scalar per input.
     """
+    from .trace import trace
+
     _check_supported(model)
-    names = {m: n for n, m in model.named_modules()}
-    calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
-
-    def hook(mod, args, out):
-        calls.append((mod, args[0], out))
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, PROBE_TYPES)]
     x = x.detach().clone().requires_grad_(True)
-    try:
-        out = model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    tr, out = trace(model, x)
+    if tr.error:
+        raise ProbeError(tr.error)
+    calls = tr.layers
     if not calls:
         raise ProbeError(f"model {type(model).__name__} has no probe-able layer "
-                         "(nn.Linear or nn.Conv2d) on its forward path")
+                         "(nn.Linear / nn.Conv2d, or an F.linear / F.conv2d call) on its "
+                         "forward path")
     seen = set()
-    for mod, _, _ in calls:
-        if mod in seen:
-            raise ProbeError(f"layer {names[mod]!r} is called more than once per forward; "
+    for c in calls:
+        if id(c.module) in seen:
+            raise ProbeError(f"layer {c.name!r} is called more than once per forward; "
                              "weight sharing cannot be probed")
-        seen.add(mod)
+        seen.add(id(c.module))
     B = x.shape[0]
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
         raise ProbeError(f"model output is {type(out).__name__}"
@@ -148,33 +151,38 @@ def record(model: nn.Module, x: torch.Tensor) -> Tape:
     if out.numel() != B:
         raise ProbeError(f"model output has shape {tuple(out.shape)}; the discriminator must "
                          "return one scalar per input, shape (B,) or (B, 1)")
-    layers, modules, weights, hs, zs = [], [], [], [], []
-    for i, (mod, inp, z) in enumerate(calls):
-        w = mod.weight.detach()
+    layers = []
+    for i, c in enumerate(calls):
+        w = c.weight
         if not torch.isfinite(w).all():
-            raise ProbeError(f"layer {names[mod]!r} has non-finite effective weights (NaN or "
+            raise ProbeError(f"layer {c.name!r} has non-finite effective weights (NaN or "
                              "inf, e.g. an all-zero raw weight divided by its zero sigma); "
                              "nothing to probe")
-        conv = isinstance(mod, nn.Conv2d)
+        conv = c.kind == "conv"
+        mod = c.module
         if conv:
             from ..schemes.sigma import conv_padding
-            pad = conv_padding(mod.padding, mod.kernel_size, mod.stride, mod.dilation,
-                               tuple(inp.shape[-2:]))
+            try:
+                pad = conv_padding(c.padding if c.padding is not None else 0,
+                                   tuple(w.shape[2:]), mod.stride, mod.dilation,
+                                   tuple(c.h.shape[-2:]))
+            except ValueError as e:
+                raise ProbeError(f"layer {c.name!r}: {e}") from None
         layers.append(LayerInfo(
-            index=i, name=names[mod], kind="conv" if conv else "linear",
-            weight_shape=tuple(w.shape), input_shape=tuple(inp.shape[1:]),
-            output_shape=tuple(z.shape[1:]),
-            kernel=tuple(mod.kernel_size) if conv else (1, 1),
+            index=i, name=c.name, kind=c.kind,
+            weight_shape=tuple(w.shape), input_shape=tuple(c.h.shape[1:]),
+            output_shape=tuple(c.z.shape[1:]),
+            kernel=tuple(w.shape[2:]) if conv else (1, 1),
             stride=tuple(mod.stride) if conv else (1, 1),
             padding=tuple(pad) if conv else (0, 0),
             dilation=tuple(mod.dilation) if conv else (1, 1),
             padding_mode=mod.padding_mode if conv else "zeros",
-            has_bias=mod.bias is not None, parametrized=_parametrization_kind(mod)))
-        modules.append(mod)
-        weights.append(w)
-        hs.append(inp)
-        zs.append(z)
-    return Tape(layers, modules, weights, hs, zs, out.reshape(B))
+            has_bias=c.bias is not None and bool((c.bias != 0).any()),
+            parametrized=_parametrization_kind(mod)))
+    return Tape(layers, [c.module for c in calls], [c.weight for c in calls],
+                [c.h for c in calls], [c.z for c in calls], out.reshape(B), x,
+                tuple(tr.nodes), tr._val(out) if tr._val(out) is not None else -1,
+                [c.bias for c in calls])
 
 
 def layer_apply(module: nn.Module, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import scipy
 import torch
 
 from .. import __version__
-from ..runner import RunOutput
+from ..pipeline import RunOutput
 from .io import staged_dir, write_csv, write_json, write_npz
 from .tables import claim_summary, gradient_control_table, vanishing_rates
 
@@ -27,7 +27,9 @@ def summarize(result: RunOutput) -> dict:
         verdict=verdict, violated=violated, overflow_rows=int(overflow), claims=claims,
         vanishing_rate=vanishing_rates(result.layers),
         gradient_control=gradient_control_table(result.layers),
-        n_layers=int(result.spec.n_layers), seeds=list(result.spec.seeds),
+        subject=result.subject, notes=list(result.notes),
+        n_layers=int(result.layers.layer.max() + 1) if len(result.layers) else 0,
+        seeds=list(result.spec.seeds),
         versions=dict(gradcheck=__version__, torch=torch.__version__, numpy=np.__version__,
                       scipy=scipy.__version__, python=platform.python_version()))
 
@@ -36,7 +38,7 @@ def write_run(result: RunOutput, out: Path, overwrite: bool = False,
               plots: bool = True) -> dict:
     """Write the run directory atomically; return the summary dict."""
     summary = summarize(result)
-    title = f"{result.spec.arch} L={result.spec.n_layers}, {result.spec.init}"
+    title = result.subject or f"{result.spec.arch} L={result.spec.n_layers}, {result.spec.init}"
     with staged_dir(Path(out), overwrite=overwrite) as tmp:
         (tmp / "spec.json").write_text(result.spec.to_json() + "\n")
         write_csv(result.layers, tmp / "layers.csv")

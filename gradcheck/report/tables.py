@@ -38,7 +38,7 @@ def layer_table(layers: pd.DataFrame, seed: int) -> str:
 
 def claim_summary(checks: pd.DataFrame) -> dict:
     """Per claim: kind, rows, applicable rows, violations, worst ratio, verdict."""
-    from ..theory.claims import CLAIMS
+    from ..claims import REGISTRY as CLAIMS
 
     order = {c: i for i, c in enumerate(CLAIMS)}
     out = {}

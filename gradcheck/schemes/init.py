@@ -12,11 +12,8 @@ import math
 import torch
 from torch import nn
 
-INIT_SCHEMES = ("lecun", "xavier", "kaiming", "orthogonal")
-SPECTRAL_SCHEMES = ("sn", "sn-conv", "bsn", "ssn", "bssn")
-SCHEMES = INIT_SCHEMES + SPECTRAL_SCHEMES
-#: Schemes that take the scale ``c`` (THEORY §1).
-SCALED_SCHEMES = ("ssn", "bssn")
+from .registry import INIT_SCHEMES, NAMES as SCHEMES, SCALED_SCHEMES, SPECTRAL_SCHEMES
+from .registry import get as _scheme
 
 
 def parametric_layers(model: nn.Module) -> list[nn.Module]:
@@ -43,14 +40,8 @@ def kaiming_gain(activation: str, slope: float) -> float:
 def init_std(scheme: str, weight: torch.Tensor, activation: str = "relu",
              slope: float = 0.2) -> float:
     """Per-entry std ``s`` of the Gaussian draw of ``scheme`` (raw std for the SN family)."""
-    n_in, n_out = fan_in(weight), fan_out(weight)
-    if scheme == "xavier":
-        return math.sqrt(2.0 / (n_in + n_out))
-    if scheme == "kaiming":
-        return kaiming_gain(activation, slope) / math.sqrt(n_in)
-    if scheme in ("lecun", "orthogonal") or scheme in SPECTRAL_SCHEMES:
-        return 1.0 / math.sqrt(n_in)
-    raise ValueError(f"init must be one of {', '.join(SCHEMES)}; got {scheme!r}")
+    return _scheme(scheme).raw_std(fan_in(weight), fan_out(weight),
+                                   kaiming_gain(activation, slope))
 
 
 def semi_orthogonal(z: torch.Tensor) -> torch.Tensor:
@@ -73,12 +64,13 @@ def draw_weights(model: nn.Module, scheme: str, seed: int, activation: str = "re
     added by :func:`gradcheck.schemes.spectral.apply_spectral`. Biases, if any, are drawn
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (PyTorch's default) from the same generator.
     """
+    rec = _scheme(scheme)
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for layer in parametric_layers(model):
             w = _original(layer)
             z = torch.randn(w.shape, generator=gen, dtype=torch.float64)
-            if scheme == "orthogonal":
+            if rec.raw == "orthogonal":
                 new = semi_orthogonal(z.reshape(w.shape[0], -1)).reshape(w.shape)
             else:
                 new = z * init_std(scheme, w, activation, slope)

@@ -25,7 +25,10 @@ from torch.nn.utils import parametrize
 
 from .sigma import conv_adjoint, conv_forward, conv_operator_norm, sigma_R, sigma_R2
 
-SN_KINDS = {"sn": "sn", "ssn": "sn", "bsn": "bsn", "bssn": "bsn", "sn-conv": "sn-conv"}
+from .registry import DIVISORS, SCHEMES as _SCHEMES
+
+#: scheme name -> the divisor its SpectralScaling uses (from the scheme registry)
+SN_KINDS = {n: s.divisor for n, s in _SCHEMES.items() if s.spectral}
 MODES = ("exact", "power")
 
 
@@ -62,8 +65,8 @@ class SpectralScaling(nn.Module):
                  mode: str = "exact", n_power_iterations: int = 1,
                  geometry: ConvGeometry | None = None, tol: float = 1e-10, seed: int = 0):
         super().__init__()
-        if kind not in ("sn", "bsn", "sn-conv"):
-            raise ValueError(f"kind must be sn, bsn or sn-conv; got {kind!r}")
+        if kind not in DIVISORS:
+            raise ValueError(f"kind must be one of {', '.join(DIVISORS)}; got {kind!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if kind == "sn-conv" and weight.ndim == 4 and geometry is None:
@@ -187,7 +190,7 @@ def apply_spectral(model: nn.Module, scheme: str, example: torch.Tensor, scale: 
     ``scale`` is used by ``ssn``/``bssn`` only (the others use 1).
     """
     kind = SN_KINDS[scheme]
-    c = scale if scheme in ("ssn", "bssn") else 1.0
+    c = _SCHEMES[scheme].c(scale)
     shapes = record_input_shapes(model, example) if kind == "sn-conv" else {}
     for j, m in enumerate(x for x in model.modules() if isinstance(x, (nn.Linear, nn.Conv2d))):
         geom = layer_geometry(m, shapes[m]) if isinstance(m, nn.Conv2d) and kind == "sn-conv" \

@@ -131,24 +131,25 @@ def gaussian_opnorm(m: int, n: int, s: float = 1.0) -> float:
     return s * (math.sqrt(m) + math.sqrt(n))
 
 
-def shrink_prediction(scheme: str, c_in: int, c_out: int, k: int = 1, scale: float = 1.0,
+def shrink_prediction(kind: str, c_in: int, c_out: int, k: int = 1, scale: float = 1.0,
                       s_sqrt_n_over_op: float | None = None) -> float:
-    """THEORY C6b: predicted per-layer SN shrink ``r`` (dense: ``k = 1``, ``c_in = fan_in``).
+    """THEORY C6b: predicted per-layer shrink ``r`` for a divisor ``kind`` (dense: ``k = 1``).
 
-    sn/ssn: ``sqrt(n)/(sqrt(n) + sqrt(m))`` with ``n = c_in k^2``, ``m = c_out``; bsn/bssn:
-    ``2 sqrt(n) / (sqrt(c_in k^2) + sqrt(c_out) + sqrt(c_out k^2) + sqrt(c_in))``; times ``c``
-    for the scaled ones; sn-conv: ``s sqrt(n)/||Conv||_op`` (pass it as ``s_sqrt_n_over_op``).
+    ``kind`` is the divisor (``sn``: ``sqrt(n)/(sqrt(n) + sqrt(m))`` with ``n = c_in k^2``,
+    ``m = c_out``; ``bsn``: ``2 sqrt(n) / (sqrt(c_in k^2) + sqrt(c_out) + sqrt(c_out k^2) +
+    sqrt(c_in))``; ``sn-conv``: ``s sqrt(n)/||Conv||_op``, passed as ``s_sqrt_n_over_op``), times
+    ``scale`` (the ``c`` of SSN / BSSN; pass 1 for the unscaled schemes).
     """
     n = c_in * k * k
-    if scheme in ("sn", "ssn"):
+    if kind == "sn":
         r = math.sqrt(n) / (math.sqrt(n) + math.sqrt(c_out))
-    elif scheme in ("bsn", "bssn"):
+    elif kind == "bsn":
         r = 2 * math.sqrt(n) / (math.sqrt(c_in * k * k) + math.sqrt(c_out)
                                 + math.sqrt(c_out * k * k) + math.sqrt(c_in))
-    elif scheme == "sn-conv":
+    elif kind == "sn-conv":
         if s_sqrt_n_over_op is None:
             return math.nan
         r = s_sqrt_n_over_op
     else:
         return math.nan
-    return r * (scale if scheme in ("ssn", "bssn") else 1.0)
+    return r * scale

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._threads import single_threaded
-from ..models import conv_stack, mlp, sngan
+from ..models.registry import ARCHS
 from ..schemes import apply_scheme
 from ..schemes.init import parametric_layers
 from ..schemes.sigma import sigma_R
@@ -35,16 +35,19 @@ def load_data(spec: TrainSpec) -> torch.Tensor:
 
 
 def build_discriminator(spec: TrainSpec, sample: torch.Tensor) -> nn.Module:
-    """D of ``spec`` (scheme applied, float32); ``sample`` is one batch of data (shape)."""
-    act = spec.activation
-    if spec.arch == "mlp":
-        D = mlp(spec.depth, spec.width, sample.shape[1], act, spec.slope, "identity", False)
-    elif spec.arch == "conv":
-        D = conv_stack(spec.depth, spec.channels, sample.shape[-1], sample.shape[1],
-                       stride_every=2, activation=act, slope=spec.slope)
-    else:
-        D = sngan(act, spec.slope, in_channels=sample.shape[1], image_size=sample.shape[-1])
-    D = D.double()
+    """D of ``spec`` (scheme applied, float32); ``sample`` is one batch of data (shape).
+
+    The architecture comes from :data:`gradcheck.models.registry.ARCHS` (``spec`` resolved);
+    image architectures (conv, sngan, resnet) take the channels and size of ``sample``.
+    """
+    from .data import DataError
+
+    act, shape = spec.activation, tuple(sample.shape[1:])
+    try:
+        D = ARCHS[spec.arch].train_build(spec, shape).double()
+    except ValueError as e:                     # e.g. resnet on images of an unfit size
+        raise DataError(f"{spec.data}: samples of shape {'x'.join(map(str, shape))} do not fit "
+                        f"--arch {spec.arch} ({e})") from None
     apply_scheme(D, spec.scheme, sample[:2].double(), seed=spec.seed, scale=spec.scale,
                  activation=act, slope=spec.slope, mode=spec.sn_mode,
                  n_power_iterations=spec.power_iterations)

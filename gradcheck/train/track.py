@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..report.io import staged_dir, write_csv, write_json
-from ..runner import run
+from ..pipeline import run
 from ..spec import RunSpec, SpecError
 from ..theory.bounds import prod_except
 from .checkpoint import checkpoint_files

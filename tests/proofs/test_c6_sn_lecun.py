@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gradcheck.theory.bounds import inequality_tol
+from gradcheck.schemes.registry import SCHEMES
 from gradcheck.theory.meanfield import shrink_prediction
 from gradcheck.theory.randmat import gordon_upper, opnorm_finite_size
 from proofs_numeric import c6_sn_lecun as c6
@@ -158,7 +159,8 @@ def test_c6b_measured_shrink_vs_prediction(scheme, shape):
         p.update(seed=seed, kernels=[k] * 6, strides=[1] * 6, paddings=[0] * 6,
                  activation="linear", slope=0.0, scheme=scheme, scale=1.7)
         rows = [r for r in c6.instance(p) if r.claim == "C6b"]
-        assert rows[0].rhs == pytest.approx(shrink_prediction(scheme, c_in, c_out, k, 1.7),
+        assert rows[0].rhs == pytest.approx(shrink_prediction(
+            SCHEMES[scheme].divisor, c_in, c_out, k, SCHEMES[scheme].c(1.7)),
                                             rel=1e-12), rows[0].note
         ratios.append(rows[0].ratio)
     mean = float(np.mean(ratios))

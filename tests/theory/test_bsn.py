@@ -53,7 +53,7 @@ def test_bsn_effective_std_is_r_over_sqrt_fan_in(c_in, c_out, k, c):
     """BSN's predicted std is LeCun's times the C6b shrink: ``r_bsn / sqrt(fan_in)``."""
     n = c_in * k * k
     assert bsn_effective_std(c_in, c_out, k, scale=c) == pytest.approx(
-        shrink_prediction("bssn", c_in, c_out, k, scale=c) / math.sqrt(n), rel=10 * EPS)
+        shrink_prediction("bsn", c_in, c_out, k, scale=c) / math.sqrt(n), rel=10 * EPS)
 
 
 @given(n=st.integers(1, 10**5), m=st.integers(1, 10**5))

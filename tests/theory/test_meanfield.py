@@ -190,8 +190,8 @@ def test_shrink_prediction_cifar10_reference_values():
 def test_shrink_prediction_square_dense_is_half(n, c):
     assert shrink_prediction("sn", n, n) == pytest.approx(0.5, rel=4 * EPS)
     assert shrink_prediction("bsn", n, n) == pytest.approx(0.5, rel=4 * EPS)   # C9a: BSN == SN
-    assert shrink_prediction("ssn", n, n, scale=c) == pytest.approx(c / 2, rel=4 * EPS)
-    assert shrink_prediction("bssn", n, n, scale=c) == pytest.approx(c / 2, rel=4 * EPS)
+    assert shrink_prediction("sn", n, n, scale=c) == pytest.approx(c / 2, rel=4 * EPS)
+    assert shrink_prediction("bsn", n, n, scale=c) == pytest.approx(c / 2, rel=4 * EPS)
 
 
 @settings(max_examples=100, deadline=None)

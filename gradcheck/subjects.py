@@ -1,4 +1,4 @@
-"""Where a probed model comes from: built in (from the spec), a training checkpoint, or the
+"""The subject of a run: where a probed model comes from: built in (from the spec), a training checkpoint, or the
 user's own ``nn.Module`` (``--model pkg.module:factory [--weights FILE] --input-shape ...``).
 
 Every failure here is a user-input error: it raises ``SpecError`` with one clear line.
@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .claims import Setting
 from .spec import RunSpec, SpecError, TrainSpec
 
 
@@ -104,3 +106,61 @@ def trial_forward(model: nn.Module, x: torch.Tensor, what: str) -> None:
         raise SpecError(f"argument {what}: the model must return a floating-point tensor of one "
                         f"score per input; it returned {type(out).__name__}"
                         + (f" of dtype {out.dtype}" if isinstance(out, torch.Tensor) else ""))
+
+
+# -- the subject of one seed ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Subject:
+    """What one seed probes: the model, its inputs, the provenance the claims need."""
+
+    model: nn.Module
+    x: torch.Tensor
+    setting: Setting
+    source: str                          # builtin | checkpoint | model
+    description: str                     # in words, for headers and titles
+    twin_model: nn.Module | None = None  # C6a's LeCun twin (built-in SN-family models)
+
+    def describe(self, result=None) -> str:
+        """The description, with the probed layer count of a user model once known."""
+        if result is None or self.source != "model":
+            return self.description
+        return f"{self.description}: {len(result.layers)} probe layers, input " \
+               f"{'x'.join(map(str, self.x.shape[1:]))}"
+
+
+def subject(spec: RunSpec, seed: int, say=None) -> Subject:
+    """The one place that turns a built-in spec, a checkpoint or a user model into a subject.
+
+    Inputs: Gaussian noise (built-in and user models), the ring / grid toy sets (built-in MLPs),
+    or the checkpoint's training data. Models and inputs are cast to the spec's device/dtype.
+    """
+    from .build import DTYPE, make_inputs, make_model, resolve_device
+    from .schemes.registry import SCHEMES
+
+    say = say or (lambda m: None)
+    dev, dt = resolve_device(spec.device), DTYPE[spec.dtype]
+    eps = float(torch.finfo(dt).eps)
+    twin = None
+    if spec.source == "builtin":
+        model = make_model(spec, seed)
+        x = make_inputs(spec, seed)
+        setting = Setting(spec.init, spec.scale, eps)
+        if SCHEMES[spec.init].spectral:
+            twin = make_model(spec, seed, init="lecun").to(device=dev, dtype=dt)
+        desc = f"{spec.arch} ({spec.n_layers} layers, init {spec.init}" + \
+            (f", scale {spec.scale:g}" if SCHEMES[spec.init].takes_scale else "") + ")"
+    elif spec.source == "checkpoint":
+        model, tspec, step = checkpoint_model(spec)
+        x = checkpoint_inputs(tspec, spec.batch, seed)
+        setting = Setting(tspec.scheme, tspec.scale, eps, trained=True)
+        desc = f"checkpoint {Path(spec.checkpoint).name} (step {step}): {tspec.arch} D " \
+               f"trained with {tspec.scheme}"
+    else:
+        model = user_model(spec, seed)
+        gen = torch.Generator().manual_seed(10_000 + int(seed))
+        x = torch.randn((spec.batch, *spec.input_shape), generator=gen, dtype=torch.float64)
+        trial_forward(model.double(), x, "--model/--input-shape")
+        setting = Setting(None, 1.0, eps)
+        desc = f"{type(model).__name__} ({spec.model})"
+    model = model.to(device=dev, dtype=dt).eval()
+    return Subject(model, x.to(device=dev, dtype=dt), setting, spec.source, desc, twin)
