@@ -12,12 +12,15 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # building models and scalings (THEORY §0-§1)
     "mlp": "gradcheck.models", "conv_stack": "gradcheck.models", "sngan": "gradcheck.models",
+    "resnet": "gradcheck.models",
     "apply_scheme": "gradcheck.schemes", "SCHEMES": "gradcheck.schemes",
     # measuring
     "probe": "gradcheck.probe", "ProbeOptions": "gradcheck.probe",
     "ProbeResult": "gradcheck.probe", "ProbeError": "gradcheck.probe",
     # checking against theory
-    "RunSpec": "gradcheck.spec", "run": "gradcheck.runner", "CLAIMS": "gradcheck.claims",
+    "RunSpec": "gradcheck.spec", "run": "gradcheck.pipeline", "check": "gradcheck.pipeline",
+    "Checks": "gradcheck.pipeline", "CLAIMS": "gradcheck.claims", "REGISTRY": "gradcheck.claims",
+    "ModelFacts": "gradcheck.probe.facts",
     # BSN / BSSN for users
     "bidirectional_spectral_norm": "gradcheck.nn", "scaled_spectral_norm": "gradcheck.nn",
 }

@@ -48,7 +48,7 @@ RUN_FLAGS = {
     "--sn-mode": ("sn_mode", str, "exact (SVD/Lanczos) | power (authors' estimator)"),
     "--power-iterations": ("power_iterations", int, "power steps per training forward"),
     "--batch": ("batch", int, "inputs per seed (default 64)"),
-    "--inputs": ("inputs", str, "gaussian | ring | grid (default gaussian)"),
+    "--inputs": ("inputs", str, "gaussian | ring | grid | shapes | npy:PATH | cifar10:PATH (default gaussian)"),
     "--seeds": ("seeds", parse_seeds, "N, A-B or a comma list (default 0)"),
     "--dtype": ("dtype", str, "float64 | float32 (default float64)"),
     "--device": ("device", str, "cpu | cuda | auto (default cpu)"),

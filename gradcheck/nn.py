@@ -24,7 +24,7 @@ Shapes and "dim": ``sigma_R`` reshapes the kernel with its *output* channels fir
 ``nn.Conv2d`` (``(c_out, c_in, k_h, k_w)``) store outputs first (torch's ``dim=0``);
 ``nn.ConvTranspose2d`` stores ``(c_in, c_out, k_h, k_w)`` (torch's ``dim=1``), which is handled.
 For ``nn.Linear`` the two reshapes are ``W`` and ``W^T``, so ``sigma_R2 == sigma_R`` and BSN is
-SN (THEORY C9a); both estimates are still kept, each with its own vectors.
+SN (THEORY C9a): a dense BSN layer keeps one estimate, exactly as SSN does.
 
 Accuracy: ``u^T M v <= sigma_max(M)`` for unit vectors, so each estimate is a lower bound and
 the effective weight's sigma is ``>= scale``. While the weight moves the estimate lags, most
@@ -100,7 +100,7 @@ class PowerSpectralScaling(SpectralScaling):
         """The reshapes whose top singular values make up sigma: ``[(c_out, -1), (c_in, -1)]``."""
         outputs_first = w if self.dim == 0 else w.transpose(0, 1)
         mats = [outputs_first.flatten(1)]
-        if self.kind == "bsn":
+        if self.kind == "bsn" and w.ndim > 2:   # dense: BSN == SN (one estimate, THEORY C9a)
             mats.append(outputs_first.transpose(0, 1).flatten(1))
         return mats
 
@@ -133,6 +133,8 @@ class PowerSpectralScaling(SpectralScaling):
     def forward(self, w: Tensor) -> Tensor:  # noqa: D102
         if self.training:
             self._power_method(self._matrices(w), self.n_power_iterations)
+        if self.scale == 1.0:     # torch's exact expression: no rounding from a 1.0 multiply
+            return w / self.sigma(w)
         return self.scale * w / self.sigma(w)
 
     def right_inverse(self, value: Tensor) -> Tensor:

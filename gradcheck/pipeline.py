@@ -97,13 +97,13 @@ def layer_rows(ctx: Context, v, mf, mf_pad) -> list[dict]:
     return rows
 
 
-def _twin(spec: RunSpec, seed: int, subj: Subject, ctx: Context):
+def _twin(seed: int, subj: Subject, ctx: Context):
     """C6a's LeCun twin and the cancellation factor, when C6a can apply."""
     from .probe.conditioning import conditioning
 
     if subj.twin_model is None or failed_premise(REGISTRY["C6a"], ctx):
         return None, 1.0
-    twin = probe(subj.twin_model, subj.x, probe_options(spec, seed, spectra=False))
+    twin = probe(subj.twin_model, subj.x, ProbeOptions(spectra=False, seed=seed))
     try:    # rounding amplification where sums nearly cancel (C6a tolerance)
         k = conditioning(subj.twin_model, subj.x)
     except (RuntimeError, ValueError):
@@ -120,8 +120,15 @@ def run_seed(spec: RunSpec, seed: int, model_level: bool = True, spectra: bool =
     """
     say = progress or (lambda m: None)
     subj = subject(spec, seed, say)
+    return check_subject(subj, probe_options(spec, seed, spectra), seed, model_level, say)
+
+
+def check_subject(subj: Subject, opts: ProbeOptions, seed: int = 0, model_level: bool = True,
+                  progress=None) -> SeedOutput:
+    """Probe a :class:`Subject`, measure its facts, check every claim: the per-seed step."""
+    say = progress or (lambda m: None)
     say(f"probing {subj.description}")
-    res = probe(subj.model, subj.x, probe_options(spec, seed, spectra), say)
+    res = probe(subj.model, subj.x, opts, say)
     say("measured: " + res.facts.describe())
     notes = list(res.facts.warnings) + ([res.spectra_note] if res.spectra_note else [])
     if subj.source != "builtin":
@@ -129,7 +136,7 @@ def run_seed(spec: RunSpec, seed: int, model_level: bool = True, spectra: bool =
     ctx = Context(res, subj.setting, seed, subj.model if model_level else None, subj.x)
     twin, k = (None, 1.0)
     if model_level:
-        twin, k = _twin(spec, seed, subj, ctx)
+        twin, k = _twin(seed, subj, ctx)
         if twin is not None:
             say("probed the LeCun twin for C6a")
     q0 = float((subj.x.double() ** 2).mean())
@@ -168,4 +175,69 @@ def run(spec: RunSpec, progress=None, model_level: bool = True) -> RunOutput:
                      spectra, time.perf_counter() - t0, subject_desc, tuple(notes))
 
 
-__all__ = ["SeedOutput", "RunOutput", "probe_options", "layer_rows", "run_seed", "run"]
+@dataclass(frozen=True)
+class Checks:
+    """What :func:`check` returns: the tables of ``gradcheck run`` and the verdict."""
+
+    layers: pd.DataFrame       # one row per layer (layers.csv columns)
+    checks: pd.DataFrame       # one row per (claim, layer) (checks.csv columns)
+    verdict: str               # 'all asserted claims hold' | 'violated: C1, ...'
+    violated: tuple[str, ...]
+    facts: object              # gradcheck.probe.facts.ModelFacts, measured
+    result: ProbeResult
+
+    @property
+    def ok(self) -> bool:
+        return not self.violated
+
+
+def check(model, x, scheme: str | None = None, scale: float = 1.0, *, seed: int = 0,
+          spectra: bool = False, model_level: bool = True, trained: bool = False) -> Checks:
+    """Check an in-memory ``nn.Module`` against THEORY: no factory, no files.
+
+    Args:
+        model: any discriminator returning one score per input (probed in eval mode).
+        x: inputs ``(B, ...)`` on the model's device and dtype.
+        scheme: the scaling its weights were drawn with, if known (enables C5/C6b/C9b;
+            None: unknown provenance, those claims are not applicable).
+        scale: ``c`` of ssn / bssn.
+        seed: seeds the matrix-free solvers and the C2a rescaling.
+        spectra: also compute Jacobian spectra (chains only; slower).
+        model_level: also run the claims that need the model itself (C2a, C3, C4, C11-H).
+        trained: the weights were moved by training (no longer the scheme's Gaussians).
+
+    Returns:
+        :class:`Checks` with the layers and checks tables, the measured facts and the verdict.
+
+    Example:
+        >>> import torch, gradcheck
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> D = nn.Sequential(nn.Linear(4, 8, bias=False), nn.ReLU(), nn.Linear(8, 1, bias=False))
+        >>> out = gradcheck.check(D.double(), torch.randn(16, 4, dtype=torch.float64))
+        >>> out.verdict
+        'all asserted claims hold'
+        >>> out.checks.query("claim == 'C1'").holds.all()
+        np.True_
+    """
+    import torch
+
+    from .claims import Setting
+    from .report.tables import claim_summary
+    from .schemes.registry import get
+
+    if scheme is not None:
+        get(scheme)
+    setting = Setting(scheme, scale, float(torch.finfo(x.dtype).eps), trained)
+    subj = Subject(model, x, setting, "python", type(model).__name__)
+    out = check_subject(subj, ProbeOptions(spectra=spectra, seed=seed), seed, model_level)
+    checks = pd.DataFrame(out.checks, columns=CHECK_COLUMNS)
+    violated = tuple(c for c, e in claim_summary(checks).items() if e["verdict"] == "violated")
+    verdict = "violated: " + ", ".join(violated) if violated else "all asserted claims hold"
+    return Checks(pd.DataFrame(out.layers), checks, verdict, violated, out.result.facts,
+                  out.result)
+
+
+__all__ = ["SeedOutput", "RunOutput", "Checks", "probe_options", "layer_rows", "run_seed",
+           "check_subject", "run", "check"]

@@ -14,7 +14,9 @@ from .models import ACTIVATIONS, OUTPUTS
 from .models.registry import ARCHS
 from .schemes import MODES, SCHEMES
 
-INPUTS = ("gaussian", "ring", "grid")
+INPUTS = ("gaussian", "ring", "grid", "shapes")
+#: data-set inputs read from a file (``npy:PATH`` with shape (N, *input_shape))
+FILE_INPUTS = ("npy:", "cifar10:")
 DTYPES = ("float64", "float32")
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -43,7 +45,7 @@ class RunSpec:
     sn_mode: str = "exact"            # exact (SVD/Lanczos) | power (authors' estimator)
     power_iterations: int = 1         # power steps per training-mode forward (power mode)
     batch: int = 64                   # inputs per seed
-    inputs: str = "gaussian"          # gaussian | ring | grid (ring/grid: 2-D, mlp only)
+    inputs: str = "gaussian"          # gaussian | ring | grid | shapes | npy:PATH | cifar10:PATH
     seeds: tuple[int, ...] = (0,)     # one model + batch per seed
     dtype: str = "float64"            # float64 (default for every check) | float32
     device: str = "cpu"               # cpu | cuda | auto
@@ -148,7 +150,10 @@ def validate(spec: RunSpec) -> RunSpec:
         _choice("activation", spec.activation, ACTIVATIONS)
     _choice("output", spec.output, OUTPUTS)
     _choice("sn-mode", spec.sn_mode, MODES)
-    _choice("inputs", spec.inputs, INPUTS)
+    if not (isinstance(spec.inputs, str) and (spec.inputs in INPUTS or any(
+            spec.inputs.startswith(p) and len(spec.inputs) > len(p) for p in FILE_INPUTS))):
+        raise SpecError(f"argument --inputs: must be one of {', '.join(INPUTS)}, "
+                        f"{', '.join(p + 'PATH' for p in FILE_INPUTS)}; got {spec.inputs!r}")
     _choice("dtype", spec.dtype, DTYPES)
     _choice("device", spec.device, DEVICES)
     _depth(spec.arch, spec.depth, " layers; leave --depth out")
@@ -206,8 +211,9 @@ def validate(spec: RunSpec) -> RunSpec:
         raise SpecError(f"argument --input-shape: must be positive integers like 3,32,32; "
                         f"got {spec.model_input!r}")
     if spec.source != "builtin" and spec.inputs in ("ring", "grid"):
-        raise SpecError("argument --inputs: ring/grid are for built-in MLPs; a checkpoint is "
-                        "probed on its training data, a --model on gaussian inputs")
+        raise SpecError("argument --inputs: ring/grid are for built-in MLPs (a checkpoint is "
+                        "probed on its training data; a --model takes gaussian, shapes, npy: "
+                        "or cifar10: inputs)")
     if spec.inputs in ("ring", "grid") and (spec.arch != "mlp" or spec.resolved_input_dim != 2):
         raise SpecError(f"argument --inputs: {spec.inputs} data is 2-D and needs --arch mlp "
                         "with --input-dim 2 (or left out)")

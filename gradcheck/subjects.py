@@ -157,8 +157,7 @@ def subject(spec: RunSpec, seed: int, say=None) -> Subject:
                f"trained with {tspec.scheme}"
     else:
         model = user_model(spec, seed)
-        gen = torch.Generator().manual_seed(10_000 + int(seed))
-        x = torch.randn((spec.batch, *spec.input_shape), generator=gen, dtype=torch.float64)
+        x = make_inputs(spec, seed)
         trial_forward(model.double(), x, "--model/--input-shape")
         setting = Setting(None, 1.0, eps)
         desc = f"{type(model).__name__} ({spec.model})"

@@ -1,9 +1,11 @@
-"""THEORY C1, C1a, C1-SN: the per-layer gradient bound on random dense and conv nets.
+"""THEORY C1, C1a, C1-SN: the per-layer gradient bound on random dense and conv chains.
 
-An instance is a random bias-free net (dense or conv, 1-6 layers, random widths, kernels,
-strides, paddings, activation, output, scheme); lhs = the probe engine's per-input
-``||dD/dW_t||_F``, rhs = ``gradcheck.theory.bounds.c1_bound`` from the measured operator norms.
-One row per (layer, worst input).
+An instance is a random bias-free chain (dense or conv, 1-6 layers, random widths, kernels,
+strides, paddings, activation, output, any scheme of the registry); it is probed by the engine
+and checked by :func:`gradcheck.claims.c1_gradient_bound.check`: C1 per layer at the worst of 8
+inputs (rhs = that module's ``bound(ctx)`` from the measured operator norms), C1a per dense
+layer, C1-SN per layer for the unit-norm schemes on dense chains (on conv chains the check says
+"not applicable" and the row is dropped).
 """
 from __future__ import annotations
 
@@ -11,15 +13,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from gradcheck.claims import c1_gradient_bound as claim
 from gradcheck.models import Discriminator, make_activation, make_output
-from gradcheck.probe import ProbeOptions, probe
 from gradcheck.schemes import apply_scheme
-from gradcheck.theory.bounds import c1_bound, chain_tol, lambda_L
+from gradcheck.schemes.registry import NAMES
+from gradcheck.schemes.registry import SCHEMES as RECORDS
 
-from ._base import identity, inequality
+from ._base import context, from_rows
 
-CLAIMS = {"C1": "inequality", "C1a": "identity", "C1-SN": "inequality"}
-SCHEMES = ("lecun", "xavier", "kaiming", "orthogonal", "sn", "sn-conv", "bsn", "ssn", "bssn")
+CLAIMS = {c.id: c.kind for c in claim.CLAIMS}
+#: every scheme of the registry
+SCHEMES = NAMES
 
 
 def sample(rng: np.random.Generator) -> dict:
@@ -61,41 +65,29 @@ def chain_layers(p: dict, n_conv: int, in_channels: int) -> tuple[list[nn.Module
     return layers + [nn.Linear(n, 1, bias=False)], (p["widths"][0],)
 
 
+def input_generator(seed: int) -> torch.Generator:
+    """The inputs' own stream: the weights are drawn from ``manual_seed(seed)``, and sharing it
+    would make ``x[0]`` the first row of the first layer's draw (ReLU inputs at a kink)."""
+    return torch.Generator().manual_seed(
+        int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+
+
 def build(p: dict) -> tuple[nn.Module, torch.Tensor]:
     """The random instance's model (float64, scheme applied) and 8 Gaussian inputs."""
-    # inputs from their own stream: the weights are drawn from manual_seed(seed), and sharing
-    # it would make x[0] the first row of the first layer's draw (ReLU inputs at a kink)
-    gen = torch.Generator().manual_seed(
-        int(np.random.SeedSequence([p["seed"], 1]).generate_state(1)[0]))
     layers, shape = chain_layers(p, p["depth"], int(p["widths"][0] % 4 + 1))
     model = Discriminator(*layers, make_output(p["output"])).double()
-    x = torch.randn((8, *shape), generator=gen, dtype=torch.float64)
-    scale = p["scale"] if p["scheme"] in ("ssn", "bssn") else 1.0
-    apply_scheme(model, p["scheme"], x, seed=p["seed"], scale=scale,
+    x = torch.randn((8, *shape), generator=input_generator(p["seed"]), dtype=torch.float64)
+    apply_scheme(model, p["scheme"], x, seed=p["seed"], scale=RECORDS[p["scheme"]].c(p["scale"]),
                  activation=p["activation"], slope=p["slope"])
     return model, x
 
 
-def instance(p: dict) -> list:
+def make_context(p: dict, hessians: bool = False):
+    """The probed instance as the claims' ``Context`` (provenance: the sampled scheme)."""
     model, x = build(p)
-    res = probe(model, x, ProbeOptions(spectra=False))
-    g, L = res.grads, len(res.layers)
-    ops = np.array([n.sigma_op for n in res.norms])
-    mu = np.array([i.mu for i in res.layers])
-    lam = lambda_L(p["output"])
-    tol = chain_tol(res.layers, float(torch.finfo(torch.float64).eps))
-    bound = c1_bound(g.x_norm, ops, mu, lam)
-    out = []
-    for t in range(L):
-        j = int(np.argmax(g.weight_grad[t] / np.maximum(bound[t], 1e-300)))
-        out.append(inequality("C1", g.weight_grad[t, j], bound[t, j], tol, p, f"layer {t}"))
-        if res.layers[t].kind == "linear":
-            j = int(np.argmax(np.abs(g.weight_grad[t] - g.delta[t] * g.h_norm[t])))
-            out.append(identity("C1a", g.weight_grad[t, j], g.delta[t, j] * g.h_norm[t, j],
-                                tol, p, f"layer {t}"))
-    if p["scheme"] in ("sn", "bsn", "sn-conv") and not p["conv"]:
-        for t in range(L):
-            j = int(np.argmax(g.weight_grad[t] / g.x_norm))
-            out.append(inequality("C1-SN", g.weight_grad[t, j], lam * g.x_norm[j], tol, p,
-                                  f"layer {t}"))
-    return out
+    return context(model, x, p["scheme"], p["scale"], p["seed"], hessians=hessians)
+
+
+def instance(p: dict) -> list:
+    ctx = make_context(p)
+    return from_rows(claim.check(ctx), ctx, p)

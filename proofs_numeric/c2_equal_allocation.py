@@ -1,35 +1,41 @@
 """THEORY C2a, C2b: layer scalings of homogeneous nets, and why equal allocation is optimal.
 
-An instance is a random bias-free net (dense or conv, built by the C1 module's ``build``, inputs
-redrawn independently of the weights: see :func:`build_generic`) with
+An instance is a random bias-free chain (dense or conv, built by the C1 module's ``build``,
+inputs drawn independently of the weights: see :func:`build_generic`) with
 ReLU / leaky-ReLU / identity activations and identity output (C2a's premise), any scheme, and
 random layer scales ``c_i`` in [1/4, 4] (half of the instances rescaled to ``prod c_i = 1``).
 
-- C2a (identity): the net is materialised (effective weights baked in), a copy gets
-  ``W_i -> c_i W_i``, and ``D`` and every per-input ``dD/dW_t`` (engine path) of the copy are
-  compared with ``prod c_i D`` and ``prod_{i != t} c_i dD/dW_t`` of the original. The row's
+- The claims check :func:`gradcheck.claims.c2_equal_allocation.check`: C2b on the measured
+  operator norms ``s_t`` (``L ||x||^2 C^(2-2/L) <= ||x||^2 C^2 sum_t s_t^-2`` at the worst
+  input), and C2a with its own ``prod c_i = 1`` draw (per layer ``||dD/dW_t||`` divided by
+  ``c_t``; ``D`` unchanged).
+- The part of THEORY C2a that check does not draw (a different experiment): the sampled
+  ``c_i``, with ``prod c_i`` unconstrained, on the whole tensors. The net is materialised
+  (effective weights baked in), a copy gets ``W_i -> c_i W_i``, and ``D`` and every per-input
+  ``dD/dW_t`` of the copy are compared with ``prod c_i D`` and ``prod_{i != t} c_i dD/dW_t`` of
+  the original (:func:`gradcheck.theory.reparam.scaled_gradient_factors`). The row's
   ``lhs = ||P|| + ||M - P||_F`` and ``rhs = ||P||`` for prediction ``P`` and measurement ``M``
   over the whole batch, so ``ratio - 1`` is the relative error of the whole tensor.
-- C2b (inequality): with ``s_t`` the measured operator norms of the net's effective weights,
-  ``L ||x||^2 C^(2-2/L) <= ||x||^2 C^2 sum_t s_t^-2`` (``lhs`` the AM-GM side); a second row
-  re-allocates the same ``C`` equally, ``s_t = C^(1/L)``, where it holds with equality.
+- The equality case of C2b: the same ``C`` re-allocated equally, ``s_t = C^(1/L)``, where the
+  AM-GM side equals the summed bounds.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from gradcheck.probe import ProbeOptions, probe
+from gradcheck.claims import c2_equal_allocation as claim
+from gradcheck.claims import failed_premise
 from gradcheck.probe.hessian import effective_weight_grads
 from gradcheck.reference import PROBE_TYPES, materialize
-from gradcheck.theory.bounds import chain_tol, inequality_tol
+from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.reparam import c2b_lhs, c2b_rhs, scaled_gradient_factors
 
-from ._base import identity, inequality
+from ._base import EPS, context, from_rows, identity, inequality, layer_label
 from .c1_gradient_bound import SCHEMES, build
 
-CLAIMS = {"C2a": "identity", "C2b": "inequality"}
-#: C2a's premise: positively homogeneous internal activations.
+CLAIMS = {c.id: c.kind for c in claim.CLAIMS}
+#: activations of the model builder inside C2a's premise (positively homogeneous)
 HOMOGENEOUS = ("relu", "lrelu", "linear")
 MAX_LAYERS = 7   # conv: up to 6 convs + the dense head
 
@@ -55,6 +61,12 @@ def build_generic(p: dict) -> tuple[torch.nn.Module, torch.Tensor]:
     return build(p)
 
 
+def make_context(p: dict, hessians: bool = True):
+    """The probed instance as the claims' ``Context`` (with the model: C2a needs it)."""
+    model, x = build_generic(p)
+    return context(model, x, p["scheme"], p["scale"], p["seed"], hessians=hessians)
+
+
 def layer_scales(p: dict, L: int) -> np.ndarray:
     """The ``L`` scales of the instance (divided by their geometric mean if ``unit_product``)."""
     c = np.asarray(p["c"][:L], dtype=np.float64)
@@ -77,30 +89,42 @@ def _rel(measured: torch.Tensor, predicted: torch.Tensor) -> tuple[float, float]
     return p + float((measured - predicted).norm()), p
 
 
-def instance(p: dict) -> list:
-    """The rows of one instance (the runner pins one thread: the nets are tiny)."""
-    model, x = build_generic(p)
-    res = probe(model, x, ProbeOptions(spectra=False))
-    L = len(res.layers)
-    tol = chain_tol(res.layers, float(torch.finfo(torch.float64).eps))
+def sampled_scaling(ctx, p: dict) -> list:
+    """C2a with the instance's own ``c_i`` (any product), whole tensors (module docstring)."""
+    if failed_premise(claim.C2A, ctx) or ctx.model is None:
+        return []
+    L, tol, x = len(ctx.layers), ctx.tol, ctx.x
     c = layer_scales(p, L)
     D_fac, g_fac = scaled_gradient_factors(c)
-    D0, G0 = effective_weight_grads(materialize(model), x)
-    D1, G1 = effective_weight_grads(scaled_copy(model, c), x)
+    D0, G0 = effective_weight_grads(materialize(ctx.model), x)
+    D1, G1 = effective_weight_grads(scaled_copy(ctx.model, c), x)
     cs = ", ".join(f"{v:.3g}" for v in c)
-    out = [identity("C2a", *_rel(D1, D_fac * D0), tol, p, f"D scales by prod c = {D_fac:.4g}"
-                    f" (c = {cs})")]
+    out = [identity("C2a", *_rel(D1, D_fac * D0), tol, p,
+                    f"network: D scales by prod c = {D_fac:.4g} (sampled c = {cs})")]
     for t in range(L):
         out.append(identity("C2a", *_rel(G1[t], g_fac[t] * G0[t]), tol, p,
-                            f"layer {t}: dD/dW scales by prod_(i!=t) c_i = {g_fac[t]:.4g}"))
-    s = np.array([n.sigma_op for n in res.norms])
-    j = int(np.argmax(res.grads.x_norm))
-    xn = float(res.grads.x_norm[j])
-    C = float(np.prod(s))
-    tol2 = inequality_tol(float(np.finfo(np.float64).eps), L, 1)
-    out.append(inequality("C2b", c2b_rhs(xn, s), c2b_lhs(xn, s), tol2, p,
-                          f"measured s = [{', '.join(f'{v:.4g}' for v in s)}], C = {C:.4g}"))
-    eq = np.full(L, C ** (1.0 / L))
-    out.append(inequality("C2b", c2b_rhs(xn, eq), c2b_lhs(xn, eq), tol2, p,
-                          f"equal allocation s_t = C^(1/L) = {eq[0]:.4g}: equality"))
+                            f"{layer_label(ctx, t)}: dD/dW scales by prod_(i!=t) c_i = "
+                            f"{g_fac[t]:.4g} "
+                            "(sampled c, whole tensor)"))
     return out
+
+
+def equal_allocation(ctx, p: dict) -> list:
+    """C2b's equality case: the measured ``C`` re-allocated as ``s_t = C^(1/L)``."""
+    if failed_premise(claim.C2B, ctx):
+        return []
+    s = np.array([n.sigma_op for n in ctx.result.norms])
+    L = len(s)
+    xn = float(np.max(ctx.result.grads.x_norm))
+    C = float(np.prod(s))
+    eq = np.full(L, C ** (1.0 / L))
+    return [inequality("C2b", c2b_rhs(xn, eq), c2b_lhs(xn, eq), inequality_tol(EPS, L, 1), p,
+                       f"network: equal allocation s_t = C^(1/L) = {eq[0]:.4g} (C = {C:.4g}): "
+                       "equality")]
+
+
+def instance(p: dict) -> list:
+    """The rows of one instance (the runner pins one thread: the nets are tiny)."""
+    ctx = make_context(p)
+    return from_rows(claim.check(ctx), ctx, p) + sampled_scaling(ctx, p) + \
+        equal_allocation(ctx, p)

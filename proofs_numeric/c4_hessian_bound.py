@@ -2,10 +2,10 @@
 
 An instance is a random bias-free net (dense or conv, built by the C1 module's ``build``, inputs
 redrawn by ``c2_equal_allocation.build_generic``) with piecewise-linear internal activations
-(ReLU / leaky ReLU / identity, C4's premise), identity or sigmoid output, any scheme. For each
-layer and each of the first ``INPUTS`` inputs, lhs = the Hessian operator norm w.r.t. the
-EFFECTIVE weight (:func:`gradcheck.probe.hessian.weight_hessian_opnorm`), rhs =
-:func:`c4_bound` from the measured operator norms; one row per layer at its worst input.
+(ReLU / leaky ReLU / identity, C4's premise), identity or sigmoid output, any scheme; it is
+probed and checked by :func:`gradcheck.claims.c4_hessian_bound.check`: per layer, the Hessian
+operator norm w.r.t. the EFFECTIVE weight (:func:`gradcheck.probe.hessian.weight_hessian_opnorm`)
+on the check's inputs against the bound from the measured operator norms.
 
 Identity output: the bound is 0 and the Hessian must be exactly 0 (the row is ``0 <= 0``,
 ratio 1; any non-zero Hessian gives ratio inf, a violation). For SN-family nets the Hessian w.r.t.
@@ -15,22 +15,23 @@ bound is claimed; it is not 0 even for identity output, as the SN map is not lin
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
-import torch
 
-from gradcheck.probe import ProbeError, ProbeOptions, probe
-from gradcheck.probe.hessian import raw_weight_hessian_opnorm, weight_hessian_opnorm
-from gradcheck.schemes import SPECTRAL_SCHEMES
-from gradcheck.theory.bounds import inequality_tol
-from gradcheck.theory.reparam import c4_bound
+from gradcheck.claims import c4_hessian_bound as claim
+from gradcheck.probe import ProbeError
+from gradcheck.probe.hessian import raw_weight_hessian_opnorm
+from gradcheck.schemes.registry import SCHEMES as RECORDS
 
-from ._base import inequality
+from ._base import context, from_rows
 from .c1_gradient_bound import SCHEMES
 from .c2_equal_allocation import build_generic
 
-CLAIMS = {"C4": "inequality"}
+CLAIMS = {c.id: c.kind for c in claim.CLAIMS}
+#: activations of the model builder inside C4's premise (piecewise linear)
 PIECEWISE_LINEAR = ("relu", "lrelu", "linear")
-INPUTS = 2   # inputs per layer that get a Hessian
+INPUTS = 2   # inputs probed (the check takes Hessians on its first C4_INPUTS of them)
 
 
 def sample(rng: np.random.Generator) -> dict:
@@ -47,36 +48,27 @@ def sample(rng: np.random.Generator) -> dict:
         scale=float(rng.uniform(0.5, 2.0)))
 
 
-def _raw_note(model, x1, t: int, scheme: str) -> str:
-    if scheme not in SPECTRAL_SCHEMES:
+def make_context(p: dict):
+    """The probed instance as the claims' ``Context`` (with the model: C4 needs it)."""
+    model, x = build_generic(p)
+    return context(model, x[:INPUTS], p["scheme"], p["scale"], p["seed"])
+
+
+def _raw_note(ctx, t: int, scheme: str) -> str:
+    if not RECORDS[scheme].spectral:
         return ""
     try:
-        return f"; raw-weight Hessian through SN map {raw_weight_hessian_opnorm(model, x1, t):.4g}"
+        h = raw_weight_hessian_opnorm(ctx.model, ctx.x[:1], t)
+        return f"; raw-weight Hessian through SN map {h:.4g}"
     except ProbeError:
         return "; raw-weight Hessian n/a (exact sn-conv)"
 
 
 def instance(p: dict) -> list:
     """The rows of one instance (the runner pins one thread: the nets are tiny)."""
-    model, x = build_generic(p)
-    x = x[:INPUTS]
-    res = probe(model, x, ProbeOptions(spectra=False))
-    L = len(res.layers)
-    ops = np.array([n.sigma_op for n in res.norms])
-    eps = float(torch.finfo(torch.float64).eps)
-    out = []
-    for t, info in enumerate(res.layers):
-        n = int(np.prod(info.weight_shape))
-        width = max(int(np.prod(info.input_shape)), int(np.prod(info.output_shape)), n)
-        tol = inequality_tol(eps, L, width)
-        lhs = np.array([weight_hessian_opnorm(model, x[b:b + 1], t) for b in range(len(x))])
-        rhs = c4_bound(p["output"], info.mu, res.grads.x_norm, ops, t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(rhs > 0, lhs / rhs, np.where(lhs > 0, np.inf, 0.0))
-        j = int(np.argmax(ratio))
-        note = f"layer {t} ({info.kind}, n = {n})"
-        if p["output"] == "identity":
-            note += ": identity output, Hessian exactly 0"
-        out.append(inequality("C4", lhs[j], rhs[j], tol, p,
-                              note + _raw_note(model, x[:1], t, p["scheme"])))
-    return out
+    ctx = make_context(p)
+    rows = claim.check(ctx)
+    out = from_rows(rows, ctx, p)
+    # the check's rows are one per layer in order: add the raw-weight Hessian to the notes
+    layers = [int(r["layer"]) for r in rows if r["claim"] == "C4" and r["holds"] != ""]
+    return [replace(r, note=r.note + _raw_note(ctx, t, p["scheme"])) for r, t in zip(out, layers)]

@@ -20,6 +20,12 @@ Monte-Carlo mean ``M``:
   :func:`gradcheck.theory.randmat.opnorm_finite_size` divided by the same bound. Only for
   ``min(m, n) >= RATIO_MIN_DIM`` = 8: the limit statement says nothing about a vector (where
   the ratio is ``E||g_m|| / (sqrt m + 1)``, e.g. 0.4 for ``m = 1``).
+
+This is the one claim whose check is an expectation over many draws, not a statement about one
+probed model: :mod:`gradcheck.claims.c5_gaussian_opnorm` checks a model's layers one draw at a
+time (its ``C5-ratio`` rows) and leaves C5 itself to this module. Both compare with the same
+functions: Gordon's bounds of :mod:`gradcheck.theory.randmat` and the C5-ratio value
+:func:`gradcheck.theory.meanfield.gaussian_opnorm` (the one the claims' rows divide by).
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import math
 
 import numpy as np
 
+from gradcheck.theory.meanfield import gaussian_opnorm
 from gradcheck.theory.randmat import gordon_lower, gordon_upper, opnorm_finite_size
 
 from ._base import inequality, prediction
@@ -74,7 +81,8 @@ def instance(p: dict) -> list:
                    "per draw: max column/row norm <= ||W||_op (worst draw)"),
     ]
     if min(m, n) >= RATIO_MIN_DIM:
-        tw = opnorm_finite_size(m, n, s) / hi
-        rows.append(prediction("C5-ratio", M, hi, p, f"mean ||W||_op / s(sqrt m + sqrt n) over "
-                               f"R={R}; Tracy-Widom estimate {tw:.4f}"))
+        pred = gaussian_opnorm(m, n, s)
+        tw = opnorm_finite_size(m, n, s) / pred
+        rows.append(prediction("C5-ratio", M, pred, p, f"mean ||W||_op / s(sqrt m + sqrt n) "
+                               f"over R={R}; Tracy-Widom estimate {tw:.4f}"))
     return rows

@@ -1,25 +1,27 @@
 """THEORY C6: the SN family is the LeCun network up to a per-layer shrink.
 
 An instance is a random bias-free, positively homogeneous net (dense or conv, 1-5 layers;
-relu / leaky relu / linear inside, identity output) under one of sn, bsn, ssn, bssn, sn-conv
-(exact sigma), and its LeCun twin drawn with the same seed, hence the same raw directions ``Z``.
-Both are probed by the engine on the same 6 Gaussian inputs.
+relu / leaky relu / linear inside, identity output) under one of the registry's SN-family
+schemes (exact sigma), and its LeCun twin drawn with the same seed, hence the same raw
+directions ``Z``. Both are probed by the engine on the same 6 Gaussian inputs and checked by
+:func:`gradcheck.claims.c6_sn_lecun.check` with the twin and the cancellation factor ``K`` of
+:func:`conditioning`:
 
 - ``C6a`` (identity, asserted): per layer ``t``, at the input farthest from equality,
   ``||dD/dW_t||(SN) = prod_{i != t} r_hat_i ||dD/dW_t||(LeCun)`` with
-  ``r_hat_i = c / sigma_scheme_i`` (raw std ``s_i = 1/sqrt(fan_in_i)``, so
-  ``r_hat_i = c s_i sqrt(fan_in_i) / sigma_scheme_i``); plus one row for the output,
-  ``D(SN) = prod_i r_hat_i D(LeCun)`` (norm over the inputs). Slack: the size-based
-  :func:`gradcheck.theory.bounds.inequality_tol` (float64) times :func:`conditioning`, which
-  is 1 unless some layer's sums cancel (then the two nets' roundings legitimately differ by
-  more: found on a 9 -> 1 layer whose output was ~600x smaller than its terms).
+  ``r_hat_i = c / sigma_scheme_i`` (:func:`gradcheck.claims.c6_sn_lecun.r_hat`). Slack: the
+  size-based ``ctx.tol`` times ``K``, which is 1 unless some layer's sums cancel (then the two
+  nets' roundings legitimately differ by more: found on a 9 -> 1 layer whose output was ~600x
+  smaller than its terms). One more row the check does not draw: the output,
+  ``D(SN) = prod_i r_hat_i D(LeCun)`` (norm over the inputs), with the same ``r_hat``.
 - ``C6b`` (prediction, not asserted): per layer, the measured ``r_hat_i`` (realised sigma) vs
-  :func:`gradcheck.theory.meanfield.shrink_prediction`, for layers whose reshaped weight has
-  both dimensions >= ``C6B_MIN_DIM`` = 8: the C5 value behind the prediction is asymptotic
-  (Bai–Yin), and below that it predicts nothing (a 1 x 1 layer has ``r = 1/|z|``, whose mean is
-  infinite; a ``1 x n`` head has ``r/pred = (1 + 1/sqrt n) sqrt(n)/||g_n||``). Conv layers
-  under sn-conv are skipped (THEORY gives no closed form for ``||Conv||_op``); a dense layer
-  under sn-conv is SN exactly and is compared with the SN prediction.
+  the check's prediction, kept for layers whose reshaped weight has both dimensions >=
+  ``C6B_MIN_DIM`` = 8: the C5 value behind the prediction is asymptotic (Bai–Yin), and below
+  that it predicts nothing (a 1 x 1 layer has ``r = 1/|z|``, whose mean is infinite; a
+  ``1 x n`` head has ``r/pred = (1 + 1/sqrt n) sqrt(n)/||g_n||``). Conv layers whose divisor is
+  ``||Conv||_op`` (sn-conv) are dropped too: THEORY gives no closed form, and the check's
+  "prediction" there is ``r_hat`` itself; a dense layer under sn-conv is SN exactly and is
+  compared with the SN prediction.
 """
 from __future__ import annotations
 
@@ -27,26 +29,29 @@ import numpy as np
 import torch
 from torch import nn
 
+from gradcheck.claims import c6_sn_lecun as claim
+from gradcheck.claims import failed_premise
 from gradcheck.models import Discriminator
-from gradcheck.schemes.registry import SCHEMES
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.probe.conditioning import conditioning
 from gradcheck.schemes import apply_scheme
-from gradcheck.theory.bounds import chain_tol, prod_except
-from gradcheck.theory.meanfield import shrink_prediction
+from gradcheck.schemes.registry import SCHEMES, SPECTRAL_SCHEMES
 
-from ._base import identity, prediction
+from ._base import EPS, context, from_rows, identity
 from .c1_gradient_bound import chain_layers
 
-CLAIMS = {"C6a": "identity", "C6b": "prediction"}
-SN_SCHEMES = ("sn", "bsn", "ssn", "bssn", "sn-conv")
+CLAIMS = {c.id: c.kind for c in claim.CLAIMS}
+#: the SN family of the registry (C6's premise)
+SN_SCHEMES = SPECTRAL_SCHEMES
+#: activations of the model builder inside C6a's premise (positively homogeneous)
 HOMOGENEOUS = ("relu", "lrelu", "linear")
-EPS = float(torch.finfo(torch.float64).eps)
 N_INPUTS = 6
 C6B_MIN_DIM = 8
 #: Inputs are drawn from seed + this offset: with the weights' own seed they would equal the
 #: first rows of the first layer's raw Gaussian draw Z (strongly aligned with W_1).
 INPUT_SEED_OFFSET = 10_000
+__all__ = ["CLAIMS", "SN_SCHEMES", "HOMOGENEOUS", "EPS", "conditioning", "sample",
+           "architecture", "build", "make_context", "instance"]
 
 
 def sample(rng: np.random.Generator) -> dict:
@@ -85,45 +90,43 @@ def build(p: dict, scheme: str) -> tuple[nn.Module, torch.Tensor]:
     return model, x
 
 
-def _c(p: dict) -> float:
-    return SCHEMES[p["scheme"]].c(p["scale"])
+def make_context(p: dict):
+    """The SN-family net probed as the claims' ``Context``, with its LeCun twin and ``K``."""
+    sn_model, x = build(p, p["scheme"])
+    lecun_model, _ = build(p, "lecun")
+    twin = probe(lecun_model, x, ProbeOptions(spectra=False))
+    return context(sn_model, x, p["scheme"], p["scale"], p["seed"], twin=twin,
+                   c6a_k=conditioning(lecun_model, x))
 
 
-def _worst_identity(lhs: np.ndarray, rhs: np.ndarray) -> int:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(rhs != 0, lhs / rhs, np.where(lhs == 0, 1.0, np.inf))
-    return int(np.argmax(np.abs(r - 1)))
+def _c6b_meaningful(ctx):
+    """Rows kept: C6a; C6b where the asymptotic prediction says something (module docstring)."""
+    rec = SCHEMES[ctx.setting.scheme]
+
+    def keep(r: dict) -> bool:
+        if r["claim"] != "C6b":
+            return True
+        info = ctx.layers[int(r["layer"])]
+        if rec.divisor == "sn-conv" and info.kind == "conv":
+            return False
+        return min(info.weight_shape[0], info.fan_in) >= C6B_MIN_DIM
+    return keep
+
+
+def output_row(ctx, p: dict, tol: float) -> list:
+    """C6a on the outputs: ``||D(SN)|| = prod_i r_hat_i ||D(LeCun)||`` (where C6a applies)."""
+    if failed_premise(claim.C6A, ctx) or ctx.twin is None:
+        return []
+    r = np.array([claim.r_hat(ctx, n) for n in ctx.result.norms])
+    d_sn = np.linalg.norm(ctx.result.grads.D)
+    d_lc = float(np.prod(r)) * np.linalg.norm(ctx.twin.grads.D)
+    return [identity("C6a", d_sn, d_lc, tol, p, f"network: ||D(SN)|| = prod_i r_hat_i "
+                     f"||D(LeCun)||; conditioning K={ctx.c6a_k:.3g}")]
 
 
 def instance(p: dict) -> list:
     """The instance's rows (the runner pins one torch/BLAS thread: these problems are small)."""
-    sn_model, x = build(p, p["scheme"])
-    lecun_model, _ = build(p, "lecun")
-    opts = ProbeOptions(spectra=False)
-    sn, lc = probe(sn_model, x, opts), probe(lecun_model, x, opts)
-    L = len(sn.layers)
-    K = conditioning(lecun_model, x)
-    tol = chain_tol(sn.layers, EPS) * K
-    r = np.array([_c(p) / n.sigma_scheme for n in sn.norms])
-    scale = prod_except(r)
-    out = []
-    for t in range(L):
-        a, b = sn.grads.weight_grad[t], scale[t] * lc.grads.weight_grad[t]
-        j = _worst_identity(a, b)
-        out.append(identity("C6a", a[j], b[j], tol, p,
-                            f"layer {t}: ||dD/dW_t||(SN) = prod_(i!=t) r_hat_i ||dD/dW_t||(LeCun)"
-                            f"; conditioning K={K:.3g}"))
-    d_sn, d_lc = np.linalg.norm(sn.grads.D), float(np.prod(r)) * np.linalg.norm(lc.grads.D)
-    out.append(identity("C6a", d_sn, d_lc, tol, p,
-                        f"output: ||D(SN)|| = prod_i r_hat_i ||D(LeCun)||; conditioning K={K:.3g}"))
-    for t, info in enumerate(sn.layers):
-        conv = info.kind == "conv"
-        c_out, c_in = info.weight_shape[:2]
-        if (p["scheme"] == "sn-conv" and conv) or min(c_out, info.fan_in) < C6B_MIN_DIM:
-            continue
-        kind = "sn" if p["scheme"] == "sn-conv" else SCHEMES[p["scheme"]].divisor
-        pred = shrink_prediction(kind, c_in, c_out, info.kernel[0], _c(p))
-        out.append(prediction("C6b", r[t], pred, p,
-                              f"layer {t} ({info.kind} {tuple(info.weight_shape)}): measured "
-                              f"r_hat = c/sigma (realised) vs C5-based r"))
-    return out
+    ctx = make_context(p)
+    tol = ctx.tol * max(ctx.c6a_k, 1.0)          # the C6a check's slack
+    return from_rows(claim.check(ctx), ctx, p, tol, keep=_c6b_meaningful(ctx)) + \
+        output_row(ctx, p, tol)

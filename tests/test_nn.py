@@ -336,3 +336,33 @@ def test_docstring_examples_run():
     with seeded(0):
         result = doctest.testmod(gnn, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0, result
+
+
+def test_ssn_scale_one_matches_torch_spectral_norm_through_100_adam_steps():
+    """README's claim, measured: a hinge-loss GAN step loop with torch's SN and with
+    ``scaled_spectral_norm(scale=1)`` gives bit-identical weights and outputs (multiplying by
+    1.0 in the forward used to change the rounding: 2.4e-7 apart after 100 float32 steps)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    def net(wrap):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                          nn.Linear(16, 1))
+        torch.manual_seed(1)
+        for layer in m:
+            if isinstance(layer, nn.Linear):
+                wrap(layer)
+        return m
+
+    a, b = net(spectral_norm), net(lambda m: scaled_spectral_norm(m, scale=1.0))
+    oa, ob = torch.optim.Adam(a.parameters(), 2e-3), torch.optim.Adam(b.parameters(), 2e-3)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(100):
+        xr, xf = torch.randn(32, 2, generator=g), torch.randn(32, 2, generator=g)
+        for m, opt in ((a, oa), (b, ob)):
+            opt.zero_grad()
+            (torch.relu(1 - m(xr)).mean() + torch.relu(1 + m(xf)).mean()).backward()
+            opt.step()
+    with torch.no_grad():
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+        assert torch.equal(a(xr), b(xr))

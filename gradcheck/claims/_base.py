@@ -95,6 +95,23 @@ class Context:
         return self.facts.slope
 
 
+def hessians(ctx: Context, n_inputs: int):
+    """``(L, n)`` Hessian operator norms w.r.t. each layer's effective weight on the first
+    ``n`` inputs, measured once per context (C4 and C11-H share them).
+
+    Raises:
+        ProbeError: a layer the Hessian cannot reach.
+    """
+    from ..probe.hessian import weight_hessian_opnorms
+
+    n = min(n_inputs, len(ctx.x))
+    key = ("hessians", n)
+    if key not in ctx.extra:
+        cols = [weight_hessian_opnorms(ctx.model, ctx.x[i:i + 1]) for i in range(n)]
+        ctx.extra[key] = np.array(cols).T
+    return ctx.extra[key]
+
+
 # -- premises ------------------------------------------------------------------------------
 def _homogeneous(ctx: Context) -> str:
     bad = ctx.facts.activation_kinds() - {"relu", "lrelu"}

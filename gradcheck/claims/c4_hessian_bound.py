@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..theory.reparam import c4_bound
-from ._base import Claim, Context, failed_premise, na, row, worst_ratio
+from ._base import Claim, Context, failed_premise, hessians, na, row, worst_ratio
 
 CLAIMS = (
     Claim("C4", "inequality",
@@ -21,17 +21,22 @@ C4_INPUTS = 1
 
 
 def check(ctx: Context) -> list[dict]:
-    from ..probe.hessian import weight_hessian_opnorm
+    from ..probe.layers import ProbeError
 
     seed, L = ctx.seed, len(ctx.layers)
     why = failed_premise(C4, ctx) or ("" if ctx.model is not None else "no model")
+    if not why:
+        try:
+            H = hessians(ctx, C4_INPUTS)
+        except ProbeError as e:
+            why = f"Hessian not measurable: {e}"
     if why:
         return [na("C4", seed, t, why) for t in range(L)]
     ops = [n.sigma_op for n in ctx.result.norms]
     out, rows = ctx.facts.output, []
-    n_in = min(C4_INPUTS, len(ctx.x))
+    n_in = H.shape[1]
     for t, info in enumerate(ctx.layers):
-        h = np.array([weight_hessian_opnorm(ctx.model, ctx.x[i:i + 1], t) for i in range(n_in)])
+        h = H[t]
         b = np.array([float(c4_bound(out, info.mu, float(ctx.result.grads.x_norm[i]), ops, t))
                       for i in range(n_in)])
         if out == "identity":

@@ -67,7 +67,10 @@ def _layer(model: nn.Module, x1: torch.Tensor, layer_index: int):
 def _output_as(model: nn.Module, module: nn.Module, x1: torch.Tensor, weight_of):
     """``f(var) = D(x1)`` (0-dim) with ``module``'s output recomputed from ``weight_of(var)``."""
     def f(var: torch.Tensor) -> torch.Tensor:
+        fired = []
+
         def hook(mod, args, out):
+            fired.append(True)
             z = layer_apply(mod, args[0], weight_of(var))
             if mod.bias is not None:
                 z = z + (mod.bias[:, None, None] if isinstance(mod, nn.Conv2d) else mod.bias)
@@ -75,9 +78,13 @@ def _output_as(model: nn.Module, module: nn.Module, x1: torch.Tensor, weight_of)
 
         handle = module.register_forward_hook(hook)
         try:
-            return model(x1).reshape(())
+            out = model(x1).reshape(())
         finally:
             handle.remove()
+        if not fired:    # a functional layer, or one whose forward is called directly
+            raise ProbeError("the Hessian needs the layer called through nn.Module.__call__; "
+                             "this one is an F.linear/F.conv2d call its hooks do not see")
+        return out
     return f
 
 
@@ -170,10 +177,31 @@ def weight_hessian_opnorm(model: nn.Module, x1: torch.Tensor, layer_index: int,
     Returns:
         The largest absolute eigenvalue of the ``(n, n)`` Hessian, ``n = numel(W_t)``.
     """
+    return weight_hessian_opnorms(model, x1, [layer_index], exact_max, tol, seed, max_iter)[0]
+
+
+def weight_hessian_opnorms(model: nn.Module, x1: torch.Tensor, layers=None,
+                           exact_max: int = EXACT_MAX, tol: float = 1e-10, seed: int = 0,
+                           max_iter: int = 1000) -> list[float]:
+    """:func:`weight_hessian_opnorm` of several probe layers (default: all), one recording.
+
+    Raises:
+        ProbeError: a layer the Hessian cannot reach (see :func:`_output_as`).
+    """
+    if x1.shape[0] != 1:
+        raise ValueError(f"x1 must hold ONE input, shape (1, ...); got {tuple(x1.shape)}")
     with _frozen(model):
-        module, w = _layer(model, x1, layer_index)
-        f = _output_as(model, module, x1, lambda var: var)
-        return _opnorm(f, w, exact_max, tol, seed, max_iter)
+        with torch.no_grad():
+            tape = record(model, x1)
+        L = len(tape.layers)
+        layers = range(L) if layers is None else list(layers)
+        out = []
+        for t in layers:
+            if not 0 <= t < L:
+                raise ValueError(f"layer_index must be in [0, {L - 1}]; got {t}")
+            f = _output_as(model, tape.modules[t], x1, lambda var: var)
+            out.append(_opnorm(f, tape.weights[t], exact_max, tol, seed, max_iter))
+        return out
 
 
 def _parametrization_chain(module: nn.Module):
@@ -273,5 +301,5 @@ def effective_weight_grads(model: nn.Module, x: torch.Tensor
     return tape.D.detach(), [g.detach() for g in grads]
 
 
-__all__ = ["EXACT_MAX", "weight_hessian_opnorm", "raw_weight_hessian_opnorm", "raw_weight_grads",
+__all__ = ["EXACT_MAX", "weight_hessian_opnorm", "weight_hessian_opnorms", "raw_weight_hessian_opnorm", "raw_weight_grads",
            "effective_weight_grads"]

@@ -87,7 +87,7 @@ class SpectralScaling(nn.Module):
                                               g.dilation, g.padding_mode)
             return [(fwd, adj, g.input_shape)]
         mats = [w.reshape(w.shape[0], -1)]
-        if self.kind == "bsn":
+        if self.kind == "bsn" and w.ndim > 2:   # dense: sigma_R2 = sigma_R, BSN == SN (C9a)
             mats.append(w.transpose(0, 1).reshape(w.shape[1], -1))
         return [(lambda v, m=m: m @ v, lambda u, m=m: m.T @ u, (m.shape[1],)) for m in mats]
 
@@ -121,7 +121,7 @@ class SpectralScaling(nn.Module):
             vals = [(getattr(self, f"_u{j}").clone() * fwd(getattr(self, f"_v{j}").clone())).sum()
                     for j, (fwd, _, _) in enumerate(self._operators(w))]
             return vals[0] if len(vals) == 1 else (vals[0] + vals[1]) / 2
-        if self.kind == "sn":
+        if self.kind == "sn" or (self.kind == "bsn" and w.ndim == 2):   # dense BSN == SN
             return sigma_R(w)
         if self.kind == "bsn":
             return (sigma_R(w) + sigma_R2(w)) / 2

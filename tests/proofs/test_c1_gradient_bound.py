@@ -16,9 +16,12 @@ from hypothesis import given, settings, target
 from hypothesis import strategies as st
 
 from conftest import EPS, net_params
+from gradcheck.claims import c1_gradient_bound as claim
 from gradcheck.probe import ProbeOptions, probe
-from gradcheck.theory.bounds import c1_bound, chain_tol, lambda_L
+from gradcheck.schemes.registry import SCHEMES
+from gradcheck.theory.bounds import chain_tol, lambda_L
 from proofs_numeric import c1_gradient_bound as C1
+from proofs_numeric._base import asserted, context
 
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
 nets = net_params()
@@ -33,16 +36,18 @@ def _measure(p):
 @settings(max_examples=40, deadline=None)
 @given(nets())
 def test_gradient_norm_leq_bound(p):
-    """C1: ||dD/dW_t||_F <= lambda_L mu_t ||x|| prod_{i != t} ||W_i||_op, every layer and input."""
-    res, tol = _measure(p)
-    g = res.grads
-    bound = c1_bound(g.x_norm, np.array([n.sigma_op for n in res.norms]),
-                     np.array([i.mu for i in res.layers]), lambda_L(p["output"]))
+    """C1: ||dD/dW_t||_F <= lambda_L mu_t ||x|| prod_{i != t} ||W_i||_op, every layer and input
+    (rhs: the claims module's ``bound(ctx)``); the claims check agrees on every row."""
+    ctx = C1.make_context(p)
+    tol, g = ctx.tol, ctx.result.grads
+    bound = claim.bound(ctx)
     ratio = g.weight_grad / np.maximum(bound, 1e-300)
     target(float(ratio.max()), label="C1 ratio")
     t, b = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     assert ratio.max() <= 1 + tol, (f"C1 violated at layer {t}, input {b}: ratio "
                                     f"{ratio.max()!r} > 1 + {tol:.2e}; params {p}")
+    rows = [r for r in claim.check(ctx) if r["claim"] == "C1"]
+    assert len(rows) == len(ctx.layers) and all(r["holds"] is True for r in rows), rows
 
 
 @settings(max_examples=30, deadline=None)
@@ -58,7 +63,7 @@ def test_dense_gradient_is_rank_one(p):
 
 
 @settings(max_examples=30, deadline=None)
-@given(nets(conv=False, schemes=("sn", "bsn", "sn-conv")))
+@given(nets(conv=False, schemes=tuple(n for n, s in SCHEMES.items() if s.unit_norm)))
 def test_sn_bound_is_input_norm(p):
     """C1-SN: every dense layer at spectral norm 1 -> ||dD/dW_t|| <= lambda_L ||x||."""
     res, tol = _measure(p)
@@ -85,6 +90,26 @@ def test_module_rows_hold():
     assert not bad, bad[:3]
 
 
+def test_module_rows_are_the_claims_check():
+    """The module's rows are exactly the asserted rows of ``claims.c1_gradient_bound.check``
+    (same lhs, rhs, verdict): one check, many callers. Every sampled chain gets a C1 row per
+    layer; C1-SN rows exist for the unit-norm schemes on dense chains."""
+    rng = np.random.default_rng(3)
+    seen_sn = False
+    for _ in range(8):
+        p = C1.sample(rng)
+        ctx = C1.make_context(p)
+        want = [r for r in claim.check(ctx) if asserted(r)]
+        got = C1.instance(p)
+        assert [(r.claim, r.lhs, r.rhs, r.holds) for r in got] == \
+            [(r["claim"], r["lhs"], r["rhs"], r["holds"]) for r in want]
+        assert sum(r.claim == "C1" for r in got) == len(ctx.layers)
+        seen_sn |= any(r.claim == "C1-SN" for r in got)
+        if SCHEMES[p["scheme"]].unit_norm and not p["conv"]:
+            assert sum(r.claim == "C1-SN" for r in got) == len(ctx.layers)
+    assert seen_sn
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 5), st.integers(1, 3),
        st.integers(0, 2), st.integers(8, 20))
@@ -107,14 +132,8 @@ def test_conv_factor_mu_is_needed_and_sufficient(c_in, c_out, k, s, pad, size):
         conv.weight.normal_(generator=torch.Generator().manual_seed(k * 31 + s))
         head.weight.fill_(1.0 / math.sqrt(head.weight.numel()))
     x = torch.ones(1, c_in, size, size, dtype=torch.float64)
-    res, tol = _measure_model(model, x)
-    bound = c1_bound(res.grads.x_norm, np.array([n.sigma_op for n in res.norms]),
-                     np.array([i.mu for i in res.layers]), 1.0)
-    ratio = float(res.grads.weight_grad[0, 0] / bound[0, 0])
+    ctx = context(model, x, None)          # weights set by hand: unknown provenance
+    bound = claim.bound(ctx)
+    ratio = float(ctx.result.grads.weight_grad[0, 0] / bound[0, 0])
     target(ratio, label="conv C1 ratio")
-    assert ratio <= 1 + tol, f"C1 conv layer: ratio {ratio!r} > 1 + {tol:.1e}"
-
-
-def _measure_model(model, x):
-    res = probe(model, x, ProbeOptions(spectra=False))
-    return res, chain_tol(res.layers, EPS)
+    assert ratio <= 1 + ctx.tol, f"C1 conv layer: ratio {ratio!r} > 1 + {ctx.tol:.1e}"

@@ -23,8 +23,10 @@ from gradcheck.probe.hessian import effective_weight_grads
 from gradcheck.reference import materialize
 from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.reparam import c2b_lhs, c2b_rhs, scaled_gradient_factors
+from gradcheck.claims import c2_equal_allocation as claim
+from gradcheck.schemes.registry import NAMES as SCHEMES
 from proofs_numeric import c2_equal_allocation as C2
-from proofs_numeric.c1_gradient_bound import SCHEMES
+from proofs_numeric._base import asserted
 from proofs_numeric.c2_equal_allocation import build_generic
 
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
@@ -149,3 +151,16 @@ def test_module_instances_hold(seed):
         assert r.holds, f"{r.claim} {r.note}: ratio {r.ratio!r}, tol {r.tol!r}, {r.params}"
     eq = [r for r in rows if "equal allocation" in r.note]
     assert len(eq) == 1 and abs(eq[0].ratio - 1) <= eq[0].tol
+
+
+def test_module_runs_the_claims_check():
+    """One check, many callers: the module's first rows are the asserted rows of
+    ``claims.c2_equal_allocation.check`` (C2b on the measured norms, C2a with prod c = 1), with
+    their verdicts; the sampled-scaling and equal-allocation rows follow."""
+    p = C2.sample(np.random.default_rng([3, 2]))
+    ctx = C2.make_context(p)
+    want = [r for r in claim.check(ctx) if asserted(r)]
+    got = C2.instance(p)
+    assert {r["claim"] for r in want} == {"C2a", "C2b"}
+    assert [(r.claim, r.lhs, r.rhs, r.holds) for r in got[:len(want)]] == \
+        [(r["claim"], r["lhs"], r["rhs"], r["holds"]) for r in want]

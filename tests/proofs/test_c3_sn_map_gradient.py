@@ -4,8 +4,9 @@ Property tests (hypothesis, float64) over dense and conv nets: depth 1-6, widths
 channels 1-8), kernels 1-5, strides 1-3, paddings 0-2, activations relu / lrelu / tanh / linear
 (C3 holds for any activation), identity or sigmoid output, the SN-family schemes with scale ``c``
 in [0.5, 2], random seeds. C3 is about ``sigma = sigma_R``: the applicable layers are those of
-``proofs_numeric.c3_sn_map_gradient.applicable`` (all SN / SSN layers, the dense layers of the
-others); a negative control shows the formula is wrong for a BSN conv layer.
+:func:`applicable` below (all SN / SSN layers, the dense layers of the others; the claims check
+says "not applicable" for the rest); a negative control shows the formula is wrong for a BSN
+conv layer.
 
 Oracles: autograd through gradcheck's exact parametrization (``raw_weight_grads``) and through
 torch's own ``parametrizations.spectral_norm`` after its power iteration has converged.
@@ -34,7 +35,10 @@ from gradcheck.schemes import scaling_of
 from gradcheck.theory.bounds import inequality_tol, lambda_L, prod_except
 from gradcheck.theory.reparam import (c3b_bound, c3b_dense_bound, sn_raw_gradient,
                                       top_singular_triple)
+from gradcheck.claims import c3_sn_map_gradient as claim
+from gradcheck.schemes.registry import SCHEMES
 from proofs_numeric import c3_sn_map_gradient as C3
+from proofs_numeric._base import asserted, context
 from proofs_numeric.c2_equal_allocation import build_generic
 
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
@@ -47,6 +51,21 @@ net_params = shared_net_params(activations=ALL_ACTIVATIONS, outputs=("identity",
 
 def _layers(model):
     return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def gap_factor(W: torch.Tensor) -> float:
+    """``1 + sigma_1 / (sigma_1 - sigma_2)`` of ``W.reshape(c_out, -1)`` (``sigma_2 = 0`` for a
+    rank-one shape): how much round-off in ``W`` moves its top singular vectors."""
+    s = torch.linalg.svdvals(W.detach().reshape(W.shape[0], -1).double())
+    s2 = float(s[1]) if s.numel() > 1 else 0.0
+    return 1.0 + float(s[0]) / max(float(s[0]) - s2, float(s[0]) * 1e-300)
+
+
+def applicable(module, weight: torch.Tensor) -> bool:
+    """C3 with ``sigma = sigma_R`` applies: SN/SSN anywhere, the other SN kinds on dense layers
+    (exact sigma)."""
+    sc = scaling_of(module)
+    return sc is not None and sc.mode == "exact" and (sc.kind == "sn" or weight.dim() == 2)
 
 
 def _setup(p):
@@ -68,9 +87,9 @@ def test_c3a_raw_gradient_equals_miyato_formula(p):
     checked = 0
     for t, mod in enumerate(_layers(model)):
         W = mod.parametrizations.weight.original.detach()
-        if not C3.applicable(mod, W):
+        if not applicable(mod, W):
             continue
-        g = C3.gap_factor(W)
+        g = gap_factor(W)
         assume(g < 1e6)   # the premise: a simple top singular value
         G = scaling_of(mod).scale * G_eff[t]
         ref = float(G.abs().max()) / float(top_singular_triple(W)[0])
@@ -87,7 +106,7 @@ def test_c3b_raw_gradient_norm_leq_bound(p):
     model, x, res, tol, G_eff, raw = _setup(p)
     for t, mod in enumerate(_layers(model)):
         W = mod.parametrizations.weight.original.detach()
-        if not C3.applicable(mod, W):
+        if not applicable(mod, W):
             continue
         G = scaling_of(mod).scale * G_eff[t]
         for b in range(len(x)):
@@ -111,7 +130,7 @@ def test_c3b_dense_corollary(p):
         c = scaling_of(mod).scale
         sigma = float(top_singular_triple(W)[0])
         others = c * float(prod_except(ops)[t])
-        if p["scheme"] in ("sn", "bsn", "sn-conv"):
+        if SCHEMES[p["scheme"]].unit_norm:
             assert abs(others - 1) <= tol
             others = 1.0     # THEORY's statement, literally
         lhs = raw[t].reshape(len(x), -1).norm(dim=1).numpy()
@@ -182,7 +201,7 @@ def test_c3a_matches_torch_spectral_norm(conv, seed):
     for t, mod in enumerate(_layers(model)):
         W = mod.parametrizations.weight.original.detach()
         s = torch.linalg.svdvals(W.reshape(W.shape[0], -1))
-        tol = inequality_tol(EPS, 3, 72) * C3.gap_factor(W)
+        tol = inequality_tol(EPS, 3, 72) * gap_factor(W)
         ref = float(G_eff[t].abs().max()) / float(s[0])
         assert_rel_close(raw[t].numpy(), sn_raw_gradient(G_eff[t], W).numpy(), rtol=tol,
                          atol=tol * ref, what=f"C3a vs torch spectral_norm, layer {t}")
@@ -198,10 +217,13 @@ def test_c3a_formula_does_not_apply_to_bsn_conv_layers():
     model, x = build_generic(p)
     mod = _layers(model)[0]
     W = mod.parametrizations.weight.original.detach()
-    assert not C3.applicable(mod, W)
+    assert not applicable(mod, W)
     raw = raw_weight_grads(model, x)[0]
     pred = sn_raw_gradient(effective_weight_grads(model, x)[1][0], W)
     assert float((raw - pred).norm() / raw.norm()) > 1e-3
+    rows = [r for r in claim.check(context(model, x, "bsn", 1.0, 3)) if r["layer"] == 0]
+    assert len(rows) == 2 and all(not asserted(r) and r["note"].startswith(
+        "not applicable: layer divides by (sigma_R + sigma_R2)/2") for r in rows), rows
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -212,3 +234,19 @@ def test_module_instances_hold(seed):
     for r in rows:
         assert r.kind == C3.CLAIMS[r.claim]
         assert r.holds, f"{r.claim} {r.note}: ratio {r.ratio!r}, tol {r.tol!r}, {r.params}"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_module_rows_are_the_claims_check(seed):
+    """One check, many callers: the module's C3a / C3b rows are the asserted rows of
+    ``claims.c3_sn_map_gradient.check`` (same lhs, rhs, verdict), followed by the dense
+    corollary rows (one per dense layer the check applied to)."""
+    p = C3.sample(np.random.default_rng([seed, 3]))
+    ctx = C3.make_context(p)
+    want = [r for r in claim.check(ctx) if asserted(r)]
+    got = C3.instance(p)
+    assert [(r.claim, r.lhs, r.rhs, r.holds) for r in got[:len(want)]] == \
+        [(r["claim"], r["lhs"], r["rhs"], r["holds"]) for r in want]
+    dense = {r["layer"] for r in want if ctx.layers[r["layer"]].kind == "linear"}
+    extra = got[len(want):]
+    assert len(extra) == len(dense) and all("dense corollary" in r.note for r in extra)

@@ -26,8 +26,10 @@ from gradcheck.probe import ProbeOptions, probe
 from gradcheck.probe.hessian import weight_hessian_opnorm
 from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.reparam import c4_bound
+from gradcheck.claims import c4_hessian_bound as claim
+from gradcheck.schemes.registry import NAMES as SCHEMES
 from proofs_numeric import c4_hessian_bound as C4
-from proofs_numeric.c1_gradient_bound import SCHEMES
+from proofs_numeric._base import asserted, context
 from proofs_numeric.c2_equal_allocation import build_generic
 
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
@@ -97,6 +99,9 @@ def test_c4_premise_needs_piecewise_linear_activations():
              output="identity", scheme="lecun", scale=1.0)
     model, x = build_generic(p)
     assert weight_hessian_opnorm(model, x[:1], 0) > 1e-3
+    rows = claim.check(context(model, x, "lecun", 1.0, 4))
+    assert rows and all(not asserted(r) and r["note"] == "not applicable: activation tanh is "
+                        "not piecewise linear" for r in rows), rows
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -110,3 +115,16 @@ def test_module_instances_hold(seed):
         assert r.kind == "inequality" and r.holds, f"{r.note}: ratio {r.ratio!r}, {r.params}"
         if p["output"] == "identity":
             assert r.lhs == 0.0 and r.rhs == 0.0 and r.ratio == 1.0
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_module_rows_are_the_claims_check(seed):
+    """One check, many callers: the module's rows are the rows of
+    ``claims.c4_hessian_bound.check`` (same lhs, rhs, verdict), one per layer."""
+    p = C4.sample(np.random.default_rng([seed, 4]))
+    ctx = C4.make_context(p)
+    want = [r for r in claim.check(ctx) if asserted(r)]
+    got = C4.instance(p)
+    assert len(want) == len(ctx.layers)
+    assert [(r.claim, r.lhs, r.rhs, r.holds) for r in got] == \
+        [(r["claim"], r["lhs"], r["rhs"], r["holds"]) for r in want]

@@ -97,3 +97,32 @@ def test_runner_integration():
     assert {r.claim for r in rows} <= set(c5.CLAIMS)
     assert all(r.kind == c5.CLAIMS[r.claim] for r in rows)
     assert all(r.holds is not False for r in rows)
+
+
+@pytest.mark.parametrize("scheme", ["lecun", "xavier", "kaiming", "sn"])
+def test_claims_c5_ratio_rows_divide_by_the_same_value(scheme):
+    """The claims' per-layer C5-ratio row (one draw of a probed model) compares the raw
+    ``sigma_R`` with the same ``s (sqrt m + sqrt n)`` as this module's Monte-Carlo row, ``s`` the
+    scheme's raw std (``claims.c5_gaussian_opnorm.raw_std``)."""
+    import torch
+    from torch import nn
+
+    from gradcheck.claims import c5_gaussian_opnorm as claim
+    from gradcheck.models import Discriminator
+    from gradcheck.schemes import apply_scheme
+    from gradcheck.theory.meanfield import gaussian_opnorm
+    from proofs_numeric._base import context
+
+    m, n = 24, 40
+    model = Discriminator(nn.Linear(n, m, bias=False), nn.ReLU(), nn.Linear(m, 1, bias=False))
+    x = torch.randn(2, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    apply_scheme(model.double(), scheme, x, seed=3)
+    ctx = context(model, x, scheme)
+    row = [r for r in claim.check(ctx) if r["layer"] == 0][0]
+    s = claim.raw_std(ctx, ctx.layers[0])
+    assert row["claim"] == "C5-ratio" and row["rhs"] == gaussian_opnorm(m, n, s) == \
+        pytest.approx(gordon_upper(m, n, s), rel=1e-15)
+    raw = model[0].parametrizations.weight.original if hasattr(model[0], "parametrizations") \
+        else model[0].weight
+    assert row["lhs"] == pytest.approx(float(torch.linalg.matrix_norm(raw.detach(), 2)),
+                                       rel=1e-13)

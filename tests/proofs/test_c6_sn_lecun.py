@@ -14,6 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dataclasses import replace
+
+from gradcheck.claims import c6_sn_lecun as claim
 from gradcheck.theory.bounds import inequality_tol
 from gradcheck.schemes.registry import SCHEMES
 from gradcheck.theory.meanfield import shrink_prediction
@@ -65,10 +68,21 @@ def _base(**kw):
 
 
 def test_c6a_fails_without_homogeneity():
-    """Negative control: with tanh (not positively homogeneous) the rescaled LeCun gradient is
-    NOT the SN gradient — the identity check detects it by many orders of magnitude."""
-    rows = c6.instance(_base(activation="tanh"))
-    worst = max(abs(r.ratio - 1) / r.tol for r in rows if r.claim == "C6a")
+    """Negative control: with tanh (not positively homogeneous) the claims check says C6a is
+    "not applicable" (no verdict, no module row); and the rescaled LeCun gradient is indeed NOT
+    the SN gradient: told that the premise holds (the facts' activations removed), the same
+    check's comparison misses by many orders of magnitude of its tolerance."""
+    p = _base(activation="tanh")
+    ctx = c6.make_context(p)
+    rows = [r for r in claim.check(ctx) if r["claim"] == "C6a"]
+    assert rows and all(r["holds"] == "" and r["note"] == "not applicable: activation tanh is "
+                        "not positively homogeneous" for r in rows), rows
+    assert not [r for r in c6.instance(p) if r.claim == "C6a"]
+    told = replace(ctx, result=replace(ctx.result, facts=replace(ctx.facts, activations=())))
+    tol = ctx.tol * max(ctx.c6a_k, 1.0)
+    forced = [r for r in claim.check(told) if r["claim"] == "C6a"]
+    assert forced and all(r["holds"] is False for r in forced)
+    worst = max(abs(r["ratio"] - 1) / tol for r in forced)
     assert worst > 1e6
 
 
@@ -179,3 +193,20 @@ def test_runner_integration():
     assert done == 5 and {r.claim for r in rows} == set(c6.CLAIMS)
     assert all(r.kind == c6.CLAIMS[r.claim] for r in rows)
     assert all(r.holds is not False for r in rows)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_module_rows_are_the_claims_check(seed):
+    """One check, many callers: the module's C6a rows are the asserted rows of
+    ``claims.c6_sn_lecun.check`` (same lhs, rhs, verdict) plus the output row; its C6b rows are
+    the check's C6b predictions on the layers kept."""
+    p = c6.sample(np.random.default_rng([seed, 6]))
+    ctx = c6.make_context(p)
+    rows = claim.check(ctx)
+    got = c6.instance(p)
+    want = [(r["claim"], r["lhs"], r["rhs"], r["holds"]) for r in rows if r["claim"] == "C6a"]
+    c6a = [r for r in got if r.claim == "C6a"]
+    assert [(r.claim, r.lhs, r.rhs, r.holds) for r in c6a[:-1]] == want
+    assert len(want) == len(ctx.layers) and c6a[-1].note.startswith("network: ||D(SN)||")
+    c6b = {(r["lhs"], r["rhs"]) for r in rows if r["claim"] == "C6b"}
+    assert {(r.lhs, r.rhs) for r in got if r.claim == "C6b"} <= c6b

@@ -1,0 +1,1 @@
+"""Console tables, run directories, plots (matplotlib imported lazily), atomic writes."""
