@@ -83,7 +83,10 @@ def as_bool(s: pd.Series) -> pd.Series:
 
 
 def scheme_label(scheme: str, scale: float | None = None) -> str:
-    if scheme in ("ssn", "bssn") and scale is not None and scale == scale:
+    from gradcheck.schemes.registry import SCHEMES
+
+    rec = SCHEMES.get(scheme)
+    if rec is not None and rec.takes_scale and scale is not None and scale == scale:
         return f"{scheme} (c={scale:.2f})"
     return scheme
 

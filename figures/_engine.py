@@ -100,7 +100,7 @@ def trained_runs(specs: list[TrainSpec], root: Path, say=lambda m: None,
 
 def tracked(run_dir: Path, batch: int, say=lambda m: None) -> pd.DataFrame:
     """``gradcheck track``'s per-checkpoint layers table of ``run_dir`` (computed once)."""
-    from gradcheck.train.track import track
+    from gradcheck.track import track
 
     table = Path(run_dir) / "track" / "layers.csv"
     metrics = Path(run_dir) / "metrics.csv"

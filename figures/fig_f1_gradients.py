@@ -57,7 +57,8 @@ def compute(quick: bool, tiny: bool, out: Path) -> pd.DataFrame:
         for arch, kw in (("mlp", mlp_kw), ("conv", conv_kw)):
             base = RunSpec(arch=arch, batch=batch, spectra_inputs=0, **kw)
             for scheme in SCHEMES:
-                scale = kaiming_point(base, scheme) if scheme in ("ssn", "bssn") else 1.0
+                scale = kaiming_point(base, scheme) if SCHEME_RECORDS[scheme].takes_scale \
+                    else 1.0
                 spec = RunSpec(arch=arch, init=scheme, scale=scale, batch=batch,
                                spectra_inputs=0, **kw)
                 say(f"{arch} {scheme_label(scheme, scale)}: {len(seeds)} seeds")

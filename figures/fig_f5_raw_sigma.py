@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gradcheck.schemes.registry import SCHEMES as SCHEME_RECORDS
+
 from ._common import (SCHEME_COLOR, figure_main, plt, save, say, size_of, write_table)
 from ._engine import trained_runs
 from ._toy import toy_seeds, toy_spec
@@ -58,7 +60,7 @@ def draw(df: pd.DataFrame, out: Path) -> None:
                           f"(x{mid.iloc[-1] / mid.iloc[0]:.2f})")
             if n_seeds > 1:
                 ax.fill_between(mid.index, s.min(), s.max(), color=col, alpha=0.2, lw=0)
-        normalised = scheme not in ("lecun", "kaiming")
+        normalised = SCHEME_RECORDS[scheme].spectral
         if normalised:
             ax.axhline(1.0, color="k", ls="--", lw=1, label="sigma of the weight used (1)")
         ax.set_yscale("log")

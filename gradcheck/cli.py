@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from .schemes.registry import NAMES as SCHEME_NAMES, SCALED_SCHEMES
 from .spec import RunSpec, SpecError, parse_seeds
 
 
@@ -38,9 +39,8 @@ RUN_FLAGS = {
     "--channels": ("channels", int, "conv: channels per layer (default 16)"),
     "--image-size": ("image_size", int, "conv: input height = width (default 16)"),
     "--stride-every": ("stride_every", int, "conv: stride 2 on every k-th conv (default 3)"),
-    "--init": ("init", str, "lecun | xavier | kaiming | orthogonal | sn | sn-conv | bsn | ssn"
-                            " | bssn (default lecun)"),
-    "--scale": ("scale", float, "c for ssn / bssn (default 1)"),
+    "--init": ("init", str, " | ".join(SCHEME_NAMES) + " (default lecun)"),
+    "--scale": ("scale", float, f"c for {' / '.join(SCALED_SCHEMES)} (default 1)"),
     "--activation": ("activation", str, "relu | lrelu | tanh | linear (mlp default relu, "
                                         "conv/sngan lrelu)"),
     "--slope": ("slope", float, "leaky-ReLU slope (default 0.1)"),
@@ -143,9 +143,8 @@ TRAIN_FLAGS = {
     "--channels": ("channels", int, "D channels (conv; default 32)"),
     "--activation": ("activation", str, "D activation relu | lrelu | tanh | linear"),
     "--slope": ("slope", float, "leaky-ReLU slope (default 0.1)"),
-    "--scheme": ("scheme", str, "D scaling: lecun (unnormalised) | sn | sn-conv | bsn | ssn | "
-                                "bssn | xavier | kaiming | orthogonal (default sn)"),
-    "--scale": ("scale", float, "c for ssn / bssn"),
+    "--scheme": ("scheme", str, "D scaling: " + " | ".join(SCHEME_NAMES) + " (default sn)"),
+    "--scale": ("scale", float, f"c for {' / '.join(SCALED_SCHEMES)}"),
     "--sn-mode": ("sn_mode", str, "power (authors', default) | exact"),
     "--power-iterations": ("power_iterations", int, "power steps per D forward (default 1)"),
     "--z-dim": ("z_dim", int, "latent size (default 16 for 2-D data, 64 for images)"),
@@ -193,7 +192,7 @@ def cmd_train(ns) -> int:
 
 
 def cmd_track(ns) -> int:
-    from .train.track import track
+    from .track import track
 
     if ns.batch < 1:
         raise SpecError(f"argument --batch: must be an integer >= 1; got {ns.batch}")

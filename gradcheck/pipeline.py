@@ -143,7 +143,7 @@ def check_subject(subj: Subject, opts: ProbeOptions, seed: int = 0, model_level:
     v, mf = mean_field(ctx, q0)
     _, mf_pad = mean_field(ctx, q0, padding_aware=True)
     ctx = Context(res, subj.setting, seed, ctx.model, subj.x, twin, k,
-                  extra=dict(mean_field=mf))
+                  extra=dict(mean_field=mf, model_level=model_level))
     say("checking the claims")
     checks = check_all(ctx)
     spectra_out = {}
@@ -224,7 +224,6 @@ def check(model, x, scheme: str | None = None, scale: float = 1.0, *, seed: int 
     import torch
 
     from .claims import Setting
-    from .report.tables import claim_summary
     from .schemes.registry import get
 
     if scheme is not None:
@@ -233,7 +232,8 @@ def check(model, x, scheme: str | None = None, scale: float = 1.0, *, seed: int 
     subj = Subject(model, x, setting, "python", type(model).__name__)
     out = check_subject(subj, ProbeOptions(spectra=spectra, seed=seed), seed, model_level)
     checks = pd.DataFrame(out.checks, columns=CHECK_COLUMNS)
-    violated = tuple(c for c, e in claim_summary(checks).items() if e["verdict"] == "violated")
+    bad = checks[checks.holds.astype(str) == "False"]
+    violated = tuple(dict.fromkeys(bad.claim))
     verdict = "violated: " + ", ".join(violated) if violated else "all asserted claims hold"
     return Checks(pd.DataFrame(out.layers), checks, verdict, violated, out.result.facts,
                   out.result)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from .models import ACTIVATIONS, OUTPUTS
 from .models.registry import ARCHS
 from .schemes import MODES, SCHEMES
+from .schemes.registry import SCALED_SCHEMES, SCHEMES as SCHEME_RECORDS
 
 INPUTS = ("gaussian", "ring", "grid", "shapes")
 #: data-set inputs read from a file (``npy:PATH`` with shape (N, *input_shape))
@@ -171,8 +172,8 @@ def validate(spec: RunSpec) -> RunSpec:
             raise SpecError(f"argument --{name}: must be a finite number; got {val!r}")
     if spec.scale <= 0:
         raise SpecError(f"argument --scale: must be > 0; got {spec.scale!r}")
-    if spec.scale != 1.0 and spec.init not in ("ssn", "bssn"):
-        raise SpecError(f"argument --scale: only ssn and bssn take a scale; --init is "
+    if spec.scale != 1.0 and not SCHEME_RECORDS[spec.init].takes_scale:
+        raise SpecError(f"argument --scale: only {', '.join(SCALED_SCHEMES)} take a scale; --init is "
                         f"{spec.init!r}")
     if not 0.0 <= spec.slope <= 1.0:
         raise SpecError(f"argument --slope: must be in [0, 1]; got {spec.slope!r}")
@@ -237,8 +238,7 @@ def _depth(arch: str, depth, fixed_tail: str = "") -> None:
 
 
 
-TRAIN_SCHEMES = ("lecun", "xavier", "kaiming", "orthogonal", "sn", "sn-conv", "bsn", "ssn",
-                 "bssn")
+TRAIN_SCHEMES = SCHEMES          # every scheme of the registry trains
 TOY_DATA = ("ring", "grid")
 IMAGE_DATA = ("shapes",)
 
@@ -334,8 +334,8 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
         raise SpecError("arguments --lr and --scale: must be > 0")
     if not (0 <= spec.beta1 < 1 and 0 <= spec.beta2 < 1):
         raise SpecError("arguments --beta1/--beta2: must be in [0, 1)")
-    if spec.scale != 1.0 and spec.scheme not in ("ssn", "bssn"):
-        raise SpecError(f"argument --scale: only ssn and bssn take a scale; --scheme is "
+    if spec.scale != 1.0 and not SCHEME_RECORDS[spec.scheme].takes_scale:
+        raise SpecError(f"argument --scale: only {', '.join(SCALED_SCHEMES)} take a scale; --scheme is "
                         f"{spec.scheme!r}")
     return r
 

@@ -68,9 +68,10 @@ def dense_corollary(ctx, rows: list[dict], p: dict) -> list:
         lhs = raw[t].reshape(len(xs), -1).norm(dim=1).numpy()
         rhs = 2.0 * c * bound[t] / sigma
         j = int(np.argmax(lhs / np.maximum(rhs, 1e-300)))
+        per_x = bound[t, j] / ctx.result.grads.x_norm[j]
         out.append(inequality("C3b", lhs[j], rhs[j], ctx.tol, p,
                               f"{layer_label(ctx, t)}: dense corollary 2 c (C1 bound) / sigma "
-                              f"(c = {c:.4g}; C1 bound / ||x|| = {bound[t, j] / ctx.result.grads.x_norm[j]:.4g})"))
+                              f"(c = {c:.4g}; C1 bound / ||x|| = {per_x:.4g})"))
     return out
 
 

@@ -24,7 +24,7 @@ from gradcheck.probe import ProbeError
 from gradcheck.probe.hessian import raw_weight_hessian_opnorm
 from gradcheck.schemes.registry import SCHEMES as RECORDS
 
-from ._base import context, from_rows
+from ._base import asserted, context, from_rows
 from .c1_gradient_bound import SCHEMES
 from .c2_equal_allocation import build_generic
 
@@ -70,5 +70,5 @@ def instance(p: dict) -> list:
     rows = claim.check(ctx)
     out = from_rows(rows, ctx, p)
     # the check's rows are one per layer in order: add the raw-weight Hessian to the notes
-    layers = [int(r["layer"]) for r in rows if r["claim"] == "C4" and r["holds"] != ""]
+    layers = [int(r["layer"]) for r in rows if asserted(r)]
     return [replace(r, note=r.note + _raw_note(ctx, t, p["scheme"])) for r, t in zip(out, layers)]

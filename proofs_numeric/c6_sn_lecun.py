@@ -91,9 +91,10 @@ def build(p: dict, scheme: str) -> tuple[nn.Module, torch.Tensor]:
 
 
 def make_context(p: dict):
-    """The SN-family net probed as the claims' ``Context``, with its LeCun twin and ``K``."""
+    """The SN-family net probed as the claims' ``Context``, with its LeCun twin (the scheme's raw
+    draw, same seed) and ``K``."""
     sn_model, x = build(p, p["scheme"])
-    lecun_model, _ = build(p, "lecun")
+    lecun_model, _ = build(p, SCHEMES[p["scheme"]].raw)      # the raw draw: LeCun
     twin = probe(lecun_model, x, ProbeOptions(spectra=False))
     return context(sn_model, x, p["scheme"], p["scale"], p["seed"], twin=twin,
                    c6a_k=conditioning(lecun_model, x))

@@ -1,32 +1,33 @@
 """THEORY C7: mean-field prediction of per-layer gradient norms across depth (prediction).
 
 An instance is a bias-free MLP of depth 2-8 and width 64-256 (input dimension 16..width) under
-one of lecun, xavier, kaiming, orthogonal, sn, bsn, ssn, bssn, with a relu / leaky relu / tanh /
-linear inside and an identity or sigmoid output, probed on 32 Gaussian inputs. One row per
-layer: measured ``sqrt(mean_x ||dD/dW_l||_F^2)`` (rms over the inputs, one weight draw) vs the
-prediction ``sqrt(N_l fan_in_l d_l q_{l-1})`` of :func:`gradcheck.theory.meanfield.predict`, with
-``v_l`` from :func:`gradcheck.claims.c7_meanfield.weight_variance` (SN family: the realised sigma) and
-``q_0 = mean(x^2)``. Nothing is asserted: the ratio is reported (THEORY says 0.8-1.3 at width
-256, depth 10). Its spread comes from one weight draw and 32 inputs and grows like
-``sqrt(depth / width)``.
+any scheme of the registry, with a relu / leaky relu / tanh / linear inside and an identity or
+sigmoid output, probed on 32 Gaussian inputs and checked by
+:func:`gradcheck.claims.c7_meanfield.check`. One row per layer: measured
+``sqrt(mean_x ||dD/dW_l||_F^2)`` (rms over the inputs, one weight draw) vs the prediction
+``sqrt(N_l fan_in_l d_l q_{l-1})`` of :func:`gradcheck.claims.c7_meanfield.mean_field`, with
+``v_l`` from its ``weight_variance`` (SN family: the realised sigma) and ``q_0 = mean(x^2)``.
+Nothing is asserted: the ratio is reported (THEORY says 0.8-1.3 at width 256, depth 10). Its
+spread comes from one weight draw and 32 inputs and grows like ``sqrt(depth / width)``.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from gradcheck.claims import c7_meanfield as claim
 from gradcheck.models import mlp
-from gradcheck.probe import ProbeOptions, probe
 from gradcheck.schemes import apply_scheme
-from gradcheck.claims import Context, Setting
-from gradcheck.claims.c7_meanfield import mean_field
+from gradcheck.schemes.registry import NAMES
 
-from ._base import prediction
+from ._base import context, from_rows
 
-CLAIMS = {"C7": "prediction"}
-SCHEMES = ("lecun", "xavier", "kaiming", "orthogonal", "sn", "bsn", "ssn", "bssn")
+CLAIMS = {c.id: c.kind for c in claim.CLAIMS}
+#: every scheme of the registry (on an MLP sn-conv divides by ||W||_op = sigma_R)
+SCHEMES = NAMES
 ACTIVATIONS = ("relu", "lrelu", "tanh", "linear")
 N_INPUTS = 32
 #: Inputs are drawn from seed + this offset: with the weights' own seed they would equal the
@@ -54,22 +55,28 @@ def build(p: dict) -> tuple[torch.nn.Module, torch.Tensor]:
     return model.eval(), x
 
 
-def setting(p: dict) -> Setting:
-    return Setting(scheme=p["scheme"], scale=p["scale"])
+def make_context(p: dict):
+    """The probed instance as the claims' ``Context`` (no model: C7 needs none)."""
+    model, x = build(p)
+    return context(model, x, p["scheme"], p["scale"], p["seed"], hessians=False)
+
+
+def rows(p: dict) -> list[dict]:
+    """The C7 rows of :func:`gradcheck.claims.c7_meanfield.check` on the instance."""
+    return [r for r in claim.check(make_context(p)) if r["claim"] == "C7"]
 
 
 def measured_and_predicted(p: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``(L,)`` rms ``||dD/dW_l||_F`` over the inputs and its C7 prediction."""
-    model, x = build(p)
-    res = probe(model, x, ProbeOptions(spectra=False))
-    _, mf = mean_field(Context(res, setting(p), x=x), float((x ** 2).mean()))
-    return np.sqrt(np.mean(res.grads.weight_grad ** 2, axis=1)), np.sqrt(mf.weight_grad_sq)
+    """``(L,)`` rms ``||dD/dW_l||_F`` over the inputs and its C7 prediction (the check's
+    ``lhs`` and ``rhs``)."""
+    r = rows(p)
+    return np.array([x["lhs"] for x in r]), np.array([x["rhs"] for x in r])
 
 
 def instance(p: dict) -> list:
     """The instance's rows (the runner pins one torch/BLAS thread: these problems are small)."""
-    meas, pred = measured_and_predicted(p)
-    return [prediction("C7", meas[t], pred[t], p,
-                       f"layer {t} of {len(meas)}: rms ||dD/dW|| over {N_INPUTS} inputs vs "
-                       f"sqrt(N fan_in d q); {p['scheme']}/{p['activation']}/{p['output']}")
-            for t in range(len(meas)) if math.isfinite(pred[t])]
+    ctx = make_context(p)
+    tag = f"; {p['scheme']}/{p['activation']}/{p['output']}"
+    out = from_rows(claim.check(ctx), ctx, p,
+                    keep=lambda r: math.isfinite(r["rhs"]) and r["rhs"] > 0)
+    return [replace(r, note=r.note + tag) for r in out]

@@ -3,33 +3,38 @@
 An instance is a random Gaussian kernel ``(c_out, c_in, k_h, k_w)`` (channels 1-6, kernel 1-5
 per axis), stride 1-3 and zero padding 0-2 per axis, and an input ``(c_in, H, W)`` with
 ``H, W`` in 1-12, resampled until C8's premise holds: some output's receptive field lies
-entirely inside the input (:func:`gradcheck.theory.bounds.c8_applicable` on both axes).
-``||Conv_K||_op`` comes from :func:`gradcheck.schemes.sigma.conv_operator_norm` (dense SVD on
-small inputs, Lanczos otherwise), ``mu = sqrt(ceil(k_h/s_h) ceil(k_w/s_w))``.
+entirely inside the input (:func:`gradcheck.theory.bounds.c8_applicable` on both axes). The
+kernel is the one conv layer of a bias-free net ``conv -> flatten -> dense head`` (:func:`build`),
+probed by the engine on one input of that size and checked by
+:func:`gradcheck.claims.c8_strict_sn.check`. ``||Conv_K||_op`` is the engine's
+(:func:`gradcheck.schemes.sigma.module_operator_norm`: dense SVD on small inputs, Lanczos
+otherwise), ``mu`` the layer's patch multiplicity.
 
 Rows (asserted): ``sigma_R <= ||Conv||_op`` and ``||Conv||_op <= mu sigma_R``; and when the
 stride-1 premise :func:`gradcheck.theory.bounds.c8_r2_applicable` holds on both axes, the same
-two with ``sigma_R2``. Slack: ``10 (n_in + n_out) eps`` for the SVDs plus ``10 x`` the achieved
-Lanczos residual (the Rayleigh quotient is accurate to about the residual).
+two with ``sigma_R2``. Slack (the check's): the size-based ``ctx.tol`` plus ``10 x`` the
+achieved Lanczos residual (the Rayleigh quotient is accurate to about the residual); the rows
+report ``ctx.tol`` and keep the check's verdict.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
+from torch import nn
 
-from gradcheck.schemes.sigma import conv_operator_norm, sigma_R, sigma_R2
-from gradcheck.theory.bounds import c8_applicable, c8_r2_applicable, patch_multiplicity
+from gradcheck.claims import c8_strict_sn as claim
+from gradcheck.models import Discriminator
+from gradcheck.theory.bounds import c8_applicable, c8_r2_applicable
 
-from ._base import inequality
+from ._base import EPS, context, from_rows
 
-CLAIMS = {"C8": "inequality"}
-EPS = float(torch.finfo(torch.float64).eps)
+CLAIMS = {c.id: c.kind for c in claim.CLAIMS}
+__all__ = ["CLAIMS", "EPS", "applicable", "r2_applicable", "sample", "kernel", "build", "norms",
+           "make_context", "instance"]
 
 
 def applicable(p: dict) -> bool:
-    """C8's premise on both axes (zero padding, dilation 1)."""
+    """C8's premise on both axes (zero padding, dilation 1): what the sampler keeps."""
     return all(c8_applicable(n, k, s, q) for n, k, s, q
                in zip(p["input_hw"], p["kernel"], p["stride"], p["padding"]))
 
@@ -58,26 +63,39 @@ def kernel(p: dict) -> torch.Tensor:
     return torch.randn((p["c_out"], p["c_in"], *p["kernel"]), generator=gen, dtype=torch.float64)
 
 
-def norms(p: dict, w: torch.Tensor | None = None) -> dict:
-    """``sigma_R``, ``sigma_R2``, ``op`` (with its residual) and ``mu`` of the instance."""
+def build(p: dict, w: torch.Tensor | None = None) -> tuple[nn.Module, torch.Tensor]:
+    """``conv (kernel w, default :func:`kernel`) -> flatten -> dense head`` (float64, bias-free)
+    and one Gaussian input ``(1, c_in, H, W)``."""
     w = kernel(p) if w is None else w
-    op = conv_operator_norm(w, (p["c_in"], *p["input_hw"]), p["stride"], p["padding"])
-    return dict(sigma_R=float(sigma_R(w)), sigma_R2=float(sigma_R2(w)), op=op.sigma,
-                residual=op.residual, mu=patch_multiplicity(tuple(p["kernel"]), tuple(p["stride"])))
+    conv = nn.Conv2d(p["c_in"], p["c_out"], tuple(p["kernel"]), stride=tuple(p["stride"]),
+                     padding=tuple(p["padding"]), bias=False).double()
+    gen = torch.Generator().manual_seed(p["seed"] + 1)
+    x = torch.randn((1, p["c_in"], *p["input_hw"]), generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        conv.weight.copy_(w)
+        n_out = conv(x).numel()
+    head = nn.Linear(n_out, 1, bias=False).double()
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=gen, dtype=torch.float64))
+    return Discriminator(conv, nn.Flatten(), head), x
+
+
+def make_context(p: dict, w: torch.Tensor | None = None):
+    """The probed instance as the claims' ``Context`` (weights set here: no scheme)."""
+    model, x = build(p, w)
+    return context(model, x, None, hessians=False)
+
+
+def norms(p: dict, w: torch.Tensor | None = None) -> dict:
+    """``sigma_R``, ``sigma_R2``, ``op`` (with its residual) and ``mu`` of the instance's conv
+    layer, as the engine measured them."""
+    ctx = make_context(p, w)
+    n, info = ctx.result.norms[0], ctx.layers[0]
+    return dict(sigma_R=n.sigma_R, sigma_R2=n.sigma_R2, op=n.sigma_op, residual=n.op_residual,
+                mu=info.mu)
 
 
 def instance(p: dict) -> list:
     """The instance's rows (the runner pins one torch/BLAS thread: these problems are small)."""
-    n = norms(p)
-    size_in = p["c_in"] * math.prod(p["input_hw"])
-    tol = 10 * (size_in + p["c_out"] * p["c_in"] * math.prod(p["kernel"])) * EPS \
-        + 10 * max(n["residual"], 0.0)
-    out = [inequality("C8", n["sigma_R"], n["op"], tol, p, "sigma_R <= ||Conv||_op"),
-           inequality("C8", n["op"], n["mu"] * n["sigma_R"], tol, p,
-                      f"||Conv||_op <= mu sigma_R (mu={n['mu']:.4g})")]
-    if r2_applicable(p):
-        out += [inequality("C8", n["sigma_R2"], n["op"], tol, p,
-                           "sigma_R2 <= ||Conv||_op (stride 1)"),
-                inequality("C8", n["op"], n["mu"] * n["sigma_R2"], tol, p,
-                           f"||Conv||_op <= mu sigma_R2 (stride 1, mu={n['mu']:.4g})")]
-    return out
+    ctx = make_context(p)
+    return from_rows(claim.check(ctx), ctx, p)

@@ -16,6 +16,8 @@ import pytest
 import torch
 from torch import nn
 
+from gradcheck.schemes.registry import NAMES as SCHEME_NAMES
+
 from gradcheck.models import Discriminator, conv_stack, mlp
 from gradcheck.schemes import apply_scheme
 
@@ -262,7 +264,7 @@ def assert_rel_close(got, want, rtol: float, what: str, atol: float = 0.0) -> No
 # Hypothesis strategy shared by the property tests (tests/proofs)
 # ------------------------------------------------------------------------------------------------
 
-ALL_SCHEMES = ("lecun", "xavier", "kaiming", "orthogonal", "sn", "sn-conv", "bsn", "ssn", "bssn")
+ALL_SCHEMES = SCHEME_NAMES            # every scheme of the registry (hypothesis strategies)
 
 
 def _net_params(draw, conv=None, activations=("relu", "lrelu", "tanh", "linear"),

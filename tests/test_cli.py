@@ -102,7 +102,7 @@ def test_conv_and_sngan_report_three_sigmas(tmp_path, capsys):
     (["run", "--depth", "0"], "argument --depth: must be an integer >= 1"),
     (["run", "--depth", "abc"], "argument --depth"),
     (["run", "--arch", "sngan", "--depth", "5"], "fixed depth of 8"),
-    (["run", "--scale", "2", "--init", "sn"], "only ssn and bssn take a scale"),
+    (["run", "--scale", "2", "--init", "sn"], "only ssn, bssn take a scale"),
     (["run", "--seeds", "4-2"], "argument --seeds"),
     (["run", "--slope", "nan"], "argument --slope"),
     (["run", "--inputs", "ring", "--arch", "conv"], "argument --inputs"),

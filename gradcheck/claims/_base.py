@@ -123,7 +123,7 @@ def _homogeneous(ctx: Context) -> str:
 
 
 def _piecewise_linear(ctx: Context) -> str:
-    bad = ctx.facts.activation_kinds() - {"relu", "lrelu"}
+    bad = ctx.facts.activation_kinds() - {"relu", "lrelu", "hardtanh", "relu6"}
     return f"activation {', '.join(sorted(bad))} is not piecewise linear" if bad else ""
 
 
@@ -142,18 +142,30 @@ def _gaussian(ctx: Context) -> str:
 
 
 def _unit_norm_dense(ctx: Context) -> str:
-    rec = ctx.setting.record
-    if rec is None or not rec.unit_norm:
-        return "layers are not normalised to spectral norm 1"
+    """Measured: every layer dense with ``||W||_op = 1`` (to the derived tolerance)."""
     if any(i.kind != "linear" for i in ctx.layers):
         return "conv layers: SN_w operator norms can exceed 1 (C8); see C1"
+    off = [(t, n.sigma_op) for t, n in enumerate(ctx.result.norms)
+           if not abs(n.sigma_op - 1) <= ctx.tol]
+    if off:
+        t, s = off[0]
+        return (f"layers are not at spectral norm 1 (measured ||W_{t}||_op = {s:.6g}"
+                + (f", and {len(off) - 1} more" if len(off) > 1 else "") + ")")
+    return ""
+
+
+def _known_gain(ctx: Context) -> str:
+    rec = ctx.setting.record
+    if rec is not None and rec.raw == "kaiming" and \
+            ctx.facts.activation not in ("relu", "lrelu", "tanh", "linear"):
+        return "Kaiming gain unknown for mixed or unidentified activations"
     return ""
 
 
 def _mean_field(ctx: Context) -> str:
     if ctx.facts.activation not in ("relu", "lrelu", "tanh", "linear"):
         return "no mean-field prediction for mixed or unidentified activations"
-    return ctx.facts.bad_output()
+    return ctx.facts.bad_output() or _known_gain(ctx)
 
 
 PREMISES: dict[str, Callable[[Context], str]] = {
@@ -165,7 +177,7 @@ PREMISES: dict[str, Callable[[Context], str]] = {
     "homogeneous": _homogeneous,
     "piecewise_linear": _piecewise_linear,
     "sn_family": _sn_family,
-    "gaussian": _gaussian,
+    "gaussian": lambda c: _gaussian(c) or _known_gain(c),
     "unit_norm_dense": _unit_norm_dense,
     "mean_field": _mean_field,
 }

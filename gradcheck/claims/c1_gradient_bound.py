@@ -29,12 +29,10 @@ def bound(ctx: Context) -> np.ndarray:
 
 
 def check(ctx: Context) -> list[dict]:
-    """C1 and C1a on every layer; C1-SN for unit-norm schemes (dense chains)."""
+    """C1, C1-SN and C1a rows on every layer (not applicable where a premise fails)."""
     g, seed, tol = ctx.result.grads, ctx.seed, ctx.tol
     why = failed_premise(C1, ctx)
     rhs_all = bound(ctx)
-    rec = ctx.setting.record
-    show_sn = rec is not None and rec.unit_norm
     sn_why = failed_premise(C1_SN, ctx)
     sn_rhs = c1_sn_bound(g.x_norm, len(ctx.layers), ctx.lam)
     rows: list[dict] = []
@@ -48,15 +46,14 @@ def check(ctx: Context) -> list[dict]:
             lhs, rhs, r = worst_ratio(g.weight_grad[t], rhs_all[t])
             rows.append(row("C1", seed, t, lhs, rhs, r, tol,
                             f"worst of {len(g.x_norm)} inputs; tol {tol:.1e}"))
-        if show_sn:
-            if sn_why:
-                rows.append(na("C1-SN", seed, t, sn_why))
-            elif over:
-                rows.append(dict(over, claim="C1-SN"))
-            else:
-                lhs, rhs, r = worst_ratio(g.weight_grad[t], sn_rhs[t])
-                rows.append(row("C1-SN", seed, t, lhs, rhs, r, tol,
-                                "bound lambda_L*||x||, depth-independent"))
+        if sn_why:
+            rows.append(na("C1-SN", seed, t, sn_why))
+        elif over:
+            rows.append(dict(over, claim="C1-SN"))
+        else:
+            lhs, rhs, r = worst_ratio(g.weight_grad[t], sn_rhs[t])
+            rows.append(row("C1-SN", seed, t, lhs, rhs, r, tol,
+                            "bound lambda_L*||x||, depth-independent"))
         if info.kind != "linear":
             rows.append(na("C1a", seed, t, "conv layer (gradient is not rank one)"))
         elif over:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..schemes import kaiming_gain
 from ..theory.meanfield import gaussian_opnorm
 from ..theory.randmat import gordon_lower, gordon_upper
-from ._base import Claim, Context, failed_premise, row
+from ._base import Claim, Context, failed_premise, na, row
 
 CLAIMS = (
     Claim("C5", "inequality",
@@ -18,14 +18,15 @@ C5, C5_RATIO = CLAIMS
 
 def raw_std(ctx: Context, info) -> float:
     """Std of the Gaussian raw draw behind a layer (SN family: LeCun raw weights)."""
-    gain = kaiming_gain(ctx.activation or "relu", ctx.slope)
+    gain = kaiming_gain(ctx.activation, ctx.slope)
     return ctx.setting.record.raw_std(info.fan_in, info.fan_out, gain)
 
 
 def check(ctx: Context) -> list[dict]:
     """C5-ratio rows (C5 itself is an expectation: proved over samples by proofs_numeric)."""
-    if failed_premise(C5_RATIO, ctx):
-        return []
+    why = failed_premise(C5_RATIO, ctx)
+    if why:
+        return [na("C5-ratio", ctx.seed, t, why) for t in range(len(ctx.layers))]
     rows = []
     for t, (info, n) in enumerate(zip(ctx.layers, ctx.result.norms)):
         m, fan_in = info.weight_shape[0], info.fan_in

@@ -39,10 +39,11 @@ def r_pred(ctx: Context, info, norms) -> tuple[float, str]:
 
 
 def check(ctx: Context) -> list[dict]:
-    rows = []
-    if ctx.setting.record is not None and ctx.setting.record.spectral:
-        rows += _c6a(ctx)
-    if not failed_premise(C6B, ctx):
+    rows = _c6a(ctx)
+    why = failed_premise(C6B, ctx)
+    if why:
+        rows += [na("C6b", ctx.seed, t, why) for t in range(len(ctx.layers))]
+    else:
         for t, (info, n) in enumerate(zip(ctx.layers, ctx.result.norms)):
             rh, (rp, note) = r_hat(ctx, n), r_pred(ctx, info, n)
             rows.append(row("C6b", ctx.seed, t, rh, rp, rh / rp,
@@ -53,6 +54,8 @@ def check(ctx: Context) -> list[dict]:
 def _c6a(ctx: Context) -> list[dict]:
     seed, res, L = ctx.seed, ctx.result, len(ctx.layers)
     why = failed_premise(C6A, ctx) or ("" if ctx.twin is not None else
+                                       "LeCun twin not probed (model-level checks off)"
+                                       if ctx.extra.get("model_level") is False else
                                        "no LeCun twin (model of unknown provenance)")
     if why:
         return [na("C6a", seed, t, why) for t in range(L)]
@@ -63,14 +66,20 @@ def _c6a(ctx: Context) -> list[dict]:
     eps = ctx.setting.eps
     rows = []
     for t in range(L):
-        ours = res.grads.weight_grad[t]
-        with np.errstate(over="ignore", invalid="ignore"):
-            theirs = scale[t] * ctx.twin.grads.weight_grad[t]
+        ours, twin_raw = res.grads.weight_grad[t], ctx.twin.grads.weight_grad[t]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            theirs = scale[t] * twin_raw
+            twin_expected = ours / scale[t]            # what the twin should have measured
         # float32 underflow/overflow on one side of the identity is a measurement, not a
         # violation: values outside the dtype's normal range, or zero against non-zero
-        tiny = eps * 1e-30 if eps < 1e-10 else 1.2e-38
-        out_of_range = (ours == 0) != (theirs == 0)
-        out_of_range |= ((np.abs(theirs) < tiny) & (theirs != 0)) | (np.abs(theirs) > 3e38)
+        # the dtype's smallest normal and largest finite values (eps identifies the dtype)
+        tiny, huge = (2.2e-308, 1.7e308) if eps < 1e-10 else (1.2e-38, 3.4e38)
+        # zero against non-zero is out of range only where the non-zero side could have
+        # underflowed (below tiny / eps); anywhere else it is a real mismatch
+        # (a side measured 0 where the identity expects a value the dtype cannot resolve)
+        small = lambda a: (a != 0) & (np.abs(a) < tiny / eps)  # noqa: E731
+        out_of_range = ((ours == 0) & small(theirs)) | ((twin_raw == 0) & small(twin_expected))
+        out_of_range |= ((twin_raw != 0) & (np.abs(twin_raw) < tiny)) | (np.abs(theirs) > huge)
         over = overflow("C6a", seed, t, np.where(out_of_range | ~np.isfinite(theirs), np.inf,
                                                  ours))
         if over:

@@ -12,7 +12,7 @@ from ._base import Claim, Context, failed_premise, na, overflow, row
 CLAIMS = (
     Claim("C7", "prediction",
           "E||dD/dW_l||_F^2 ~ N_l fan_in_l d_l q_{l-1} (mean field)",
-          ("chain", "supported_nodes", "mean_field")),
+          ("chain", "supported_nodes", "bias_free", "mean_field")),
 )
 C7, = CLAIMS
 
@@ -22,9 +22,15 @@ def weight_variance(ctx: Context, info, norms) -> float:
     rec = ctx.setting.record
     if ctx.setting.trained or rec is None:     # realised per-entry variance of the used weight
         return norms.frobenius ** 2 / math.prod(info.weight_shape)
-    gain = kaiming_gain(ctx.activation or "relu", ctx.slope)
+    gain = kaiming_gain(ctx.activation, ctx.slope)
     return rec.weight_variance(info.weight_shape, info.fan_in, info.fan_out, gain,
                                norms.sigma_scheme, ctx.setting.scale)
+
+
+def q0(ctx: Context) -> float:
+    """``q_0 = mean(x^2)`` per entry, from the measured input norms."""
+    g = ctx.result.grads
+    return float(np.mean(g.x_norm ** 2)) / math.prod(ctx.layers[0].input_shape)
 
 
 def mean_field(ctx: Context, q0: float, padding_aware: bool = False
@@ -56,7 +62,7 @@ def check(ctx: Context) -> list[dict]:
     why = failed_premise(C7, ctx)
     mf = ctx.extra.get("mean_field")
     if mf is None and not why:
-        mf = mean_field(ctx, float((ctx.x.double() ** 2).mean()))[1]
+        mf = mean_field(ctx, q0(ctx))[1]
     rows = []
     for t in range(len(res.layers)):
         if why:

@@ -10,6 +10,11 @@ CLAIMS = (
 )
 
 
+def _ratio(a: float, b: float) -> float:
+    """``a / b`` with ``0/0 = 0`` (an all-zero kernel satisfies both inequalities)."""
+    return a / b if b > 0 else (float("inf") if a > 0 else 0.0)
+
+
 def check(ctx: Context) -> list[dict]:
     rows, seed = [], ctx.seed
     for t, (info, n) in enumerate(zip(ctx.layers, ctx.result.norms)):
@@ -30,9 +35,9 @@ def check(ctx: Context) -> list[dict]:
             pairs.append((n.sigma_R2, "sigma_R2"))
         for s, name in pairs:
             extra = " (stride 1)" if name == "sigma_R2" else ""
-            rows.append(row("C8", seed, t, s, n.sigma_op, s / n.sigma_op, slack,
+            rows.append(row("C8", seed, t, s, n.sigma_op, _ratio(s, n.sigma_op), slack,
                             f"{name} <= ||Conv||_op{extra}"))
             rows.append(row("C8", seed, t, n.sigma_op, info.mu * s,
-                            n.sigma_op / (info.mu * s), slack,
+                            _ratio(n.sigma_op, info.mu * s), slack,
                             f"||Conv||_op <= mu {name} (mu={info.mu:.3f}){extra}"))
     return rows

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..theory.bsn import bsn_xavier_constant, xavier_std
-from ._base import Claim, Context, failed_premise, identity_ratio, row
+from ._base import Claim, Context, failed_premise, identity_ratio, na, row
 
 CLAIMS = (
     Claim("C9a", "identity", "dense layers: sigma_R = sigma_R2, so BSN == SN"),
@@ -20,7 +20,9 @@ C9A, C9B = CLAIMS
 def check(ctx: Context) -> list[dict]:
     rows, seed = [], ctx.seed
     rec = ctx.setting.record
-    bsn = rec is not None and rec.divisor == "bsn" and not failed_premise(C9B, ctx)
+    why = failed_premise(C9B, ctx) or ("" if rec.divisor == "bsn" else
+                                       f"{rec.name} does not divide by the BSN sigma")
+    bsn = not why
     for t, (info, n) in enumerate(zip(ctx.layers, ctx.result.norms)):
         if info.kind == "linear":
             _, _, r = identity_ratio(np.array([n.sigma_R]), np.array([n.sigma_R2]))
@@ -34,4 +36,6 @@ def check(ctx: Context) -> list[dict]:
                                                                   info.weight_shape[0], k)
             rows.append(row("C9b", seed, t, meas, pred, meas / pred,
                             note="BSN effective std / Xavier std vs its predicted constant"))
+        else:
+            rows.append(na("C9b", seed, t, why))
     return rows

@@ -9,9 +9,12 @@ import scipy
 import torch
 
 from .. import __version__
-from ..pipeline import RunOutput
+from typing import TYPE_CHECKING
 from .io import staged_dir, write_csv, write_json, write_npz
 from .tables import claim_summary, gradient_control_table, vanishing_rates
+
+if TYPE_CHECKING:                      # the pipeline produces what the report writes
+    from ..pipeline import RunOutput
 
 
 def summarize(result: RunOutput) -> dict:

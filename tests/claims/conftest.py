@@ -9,7 +9,7 @@ The expected values are never computed with the modules' own helpers.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -16,10 +16,30 @@ from gradcheck.claims import c1_gradient_bound as C1
 from gradcheck.claims import c11_graph_bound as C11
 from gradcheck.probe.facts import LinearMapFact
 
-from .conftest import (BN_NODE, EPS32, EPS64, acts, act_node, assert_na, assert_overflow,
-                       by_layer, cat_node, chain_facts, context, conv, dense, dense_stack,
-                       facts, grads, hand_tol, layer_node, linear_node, norm_list, rel, result,
-                       sigmoid_node, sum_node)
+from .conftest import (
+    BN_NODE,
+    EPS32,
+    act_node,
+    acts,
+    assert_na,
+    assert_overflow,
+    by_layer,
+    cat_node,
+    chain_facts,
+    context,
+    conv,
+    dense,
+    dense_stack,
+    facts,
+    grads,
+    hand_tol,
+    layer_node,
+    linear_node,
+    norm_list,
+    rel,
+    result,
+    sum_node,
+)
 
 XN = np.array([1.0, 2.0])
 

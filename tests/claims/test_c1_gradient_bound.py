@@ -13,9 +13,24 @@ import pytest
 from gradcheck.claims import c1_gradient_bound as C1
 from gradcheck.probe.facts import LinearMapFact
 
-from .conftest import (BN_NODE, EPS32, EPS64, assert_na, assert_no_verdict, assert_overflow,
-                       by_layer, chain_facts, context, conv, dense, dense_stack, grads,
-                       hand_tol, norm_list, norms, result, rows_of)
+from .conftest import (
+    BN_NODE,
+    EPS32,
+    assert_na,
+    assert_no_verdict,
+    assert_overflow,
+    by_layer,
+    chain_facts,
+    context,
+    conv,
+    dense,
+    dense_stack,
+    grads,
+    hand_tol,
+    norm_list,
+    result,
+    rows_of,
+)
 
 WIDTHS = (4, 5, 3, 1)
 OPS = (2.0, 0.5, 3.0)
@@ -167,8 +182,8 @@ def test_c1_sn_premise_failure_is_reported():
     for scheme, scale in [("lecun", 1.0), ("ssn", 1.7), (None, 1.0)]:
         rows = C1.check(context(measured(bound_by_hand()), scheme, scale=scale))
         assert_no_verdict(rows, "C1-SN")
-        assert_na(rows, "C1-SN", "layers are not normalised to spectral norm 1",
-                  layers=[0, 1, 2])
+        assert_na(rows, "C1-SN", "layers are not at spectral norm 1 (measured ||W_0||_op = 2, "
+                  "and 2 more)", layers=[0, 1, 2])
 
 
 def test_c1_sn_premise_is_measured_not_assumed_from_the_scheme_name():
@@ -218,9 +233,9 @@ def test_c1a_tolerance_and_zero():
 # -- overflow ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad", [math.inf, math.nan, -math.inf])
 def test_overflow_is_a_note_never_a_violation(bad):
-    wg = 0.5 * bound_by_hand()
+    wg = 0.5 * bound_by_hand(others=np.ones(3))
     wg[1, 0] = bad
-    rows = C1.check(context(measured(wg), "sn"))
+    rows = C1.check(context(measured(wg, ops=(1.0, 1.0, 1.0)), "sn"))   # C1-SN's premise holds
     for claim in ("C1", "C1-SN", "C1a"):
         r = by_layer(rows, claim)
         assert_overflow(r[1], 1)

@@ -8,11 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from gradcheck.claims import check_all
 from gradcheck.claims import c3_sn_map_gradient as C3
+from gradcheck.claims import check_all
 
-from .conftest import (assert_na, assert_overflow, chain_facts, context, dense_stack, grads,
-                       norm_list, result, rows_of)
+from .conftest import (
+    assert_na,
+    assert_overflow,
+    chain_facts,
+    context,
+    dense_stack,
+    grads,
+    norm_list,
+    result,
+    rows_of,
+)
 
 
 def measured(f=None, wg=None):

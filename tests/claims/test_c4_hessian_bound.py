@@ -7,11 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from gradcheck.claims import check_all
 from gradcheck.claims import c4_hessian_bound as C4
+from gradcheck.claims import check_all
 
-from .conftest import (BN_NODE, assert_na, assert_overflow, chain_facts, context, dense_stack,
-                       grads, norm_list, result, rows_of)
+from .conftest import (
+    BN_NODE,
+    assert_na,
+    assert_overflow,
+    chain_facts,
+    context,
+    dense_stack,
+    grads,
+    norm_list,
+    result,
+    rows_of,
+)
 
 
 def measured(f=None, wg=None):

@@ -9,8 +9,19 @@ import pytest
 
 from gradcheck.claims import c5_gaussian_opnorm as C5
 
-from .conftest import (assert_na, assert_no_verdict, by_layer, chain_facts, context, conv, dense,
-                       grads, norms, result, rows_of)
+from .conftest import (
+    assert_na,
+    assert_no_verdict,
+    by_layer,
+    chain_facts,
+    context,
+    conv,
+    dense,
+    grads,
+    norms,
+    result,
+    rows_of,
+)
 
 
 def chi_mean(k: int) -> float:

@@ -15,9 +15,24 @@ import pytest
 
 from gradcheck.claims import c6_sn_lecun as C6
 
-from .conftest import (BN_NODE, EPS32, assert_na, assert_no_verdict, assert_overflow, by_layer,
-                       chain_facts, context, conv, dense, dense_stack, grads, hand_tol, norms,
-                       result, rows_of)
+from .conftest import (
+    BN_NODE,
+    EPS32,
+    assert_na,
+    assert_no_verdict,
+    assert_overflow,
+    by_layer,
+    chain_facts,
+    context,
+    conv,
+    dense,
+    dense_stack,
+    grads,
+    hand_tol,
+    norms,
+    result,
+    rows_of,
+)
 
 LAYERS = dense_stack((4, 5, 3, 1))
 SIGMA = (2.0, 4.0, 5.0)
@@ -188,3 +203,17 @@ def test_c6_premise_failure_is_reported():
         assert_na(rows, "C6b", reason, layers=[0, 1, 2])
         if scheme is None:
             assert_na(rows, "C6a", reason, layers=[0, 1, 2])
+
+
+def test_c6a_zero_against_a_resolvable_value_is_a_violation_not_overflow():
+    """float64: our gradient 0 where the identity expects 0.2 (twin measured 2.0 x 0.1) is a
+    real mismatch (holds False); only a zero where the expected value is below what the dtype
+    resolves counts as out of range."""
+    P = scale_by_hand()
+    ours = P[:, None] * THEIRS
+    ours[1, 1] = 0.0
+    res, twin = pair(P[:, None] * THEIRS)
+    res = type(res)(**{**res.__dict__, "grads": type(res.grads)(
+        **{**res.grads.__dict__, "weight_grad": ours})})
+    row = by_layer(C6.check(context(res, "sn", twin=twin)), "C6a")[1]
+    assert row["holds"] is False and not row["note"].startswith("overflow"), row

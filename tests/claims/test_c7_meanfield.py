@@ -12,13 +12,25 @@ import numpy as np
 import pytest
 import torch
 
-from gradcheck.claims import check_all
 from gradcheck.claims import c7_meanfield as C7
+from gradcheck.claims import check_all
 from gradcheck.probe.facts import ActivationFact
 from gradcheck.theory.meanfield import MeanField
 
-from .conftest import (BN_NODE, assert_na, assert_no_verdict, assert_overflow, by_layer,
-                       chain_facts, context, dense_stack, grads, norms, result, rows_of)
+from .conftest import (
+    BN_NODE,
+    assert_na,
+    assert_no_verdict,
+    assert_overflow,
+    by_layer,
+    chain_facts,
+    context,
+    dense_stack,
+    grads,
+    norms,
+    result,
+    rows_of,
+)
 
 LAYERS = dense_stack((4, 6, 5, 1))                       # fan_in 4, 6, 5; f = 6, 5, 1
 X = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, 1.0]], dtype=torch.float64)  # q0 = 4

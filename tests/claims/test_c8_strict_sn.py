@@ -9,8 +9,19 @@ import pytest
 
 from gradcheck.claims import c8_strict_sn as C8
 
-from .conftest import (EPS32, assert_na, assert_no_verdict, chain_facts, context, conv, dense,
-                       grads, hand_tol, norms, result, rows_of)
+from .conftest import (
+    EPS32,
+    assert_na,
+    chain_facts,
+    context,
+    conv,
+    dense,
+    grads,
+    hand_tol,
+    norms,
+    result,
+    rows_of,
+)
 
 
 def c8(layer, n, eps=2.220446049250313e-16, wg=None):

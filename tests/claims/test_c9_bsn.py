@@ -10,8 +10,21 @@ import pytest
 
 from gradcheck.claims import c9_bsn as C9
 
-from .conftest import (EPS32, assert_na, assert_no_verdict, by_layer, chain_facts, context,
-                       conv, dense, grads, hand_tol, norms, result, rows_of)
+from .conftest import (
+    EPS32,
+    assert_na,
+    assert_no_verdict,
+    by_layer,
+    chain_facts,
+    context,
+    conv,
+    dense,
+    grads,
+    hand_tol,
+    norms,
+    result,
+    rows_of,
+)
 
 LAYERS = [dense(0, 9, 4), conv(1, 2, 3, (5, 5)), dense(2, 75, 1)]
 

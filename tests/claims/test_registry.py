@@ -10,13 +10,36 @@ import pytest
 import torch
 
 import gradcheck
-from gradcheck.claims import (CHECK_COLUMNS, KINDS, MODULES, PREMISES, REGISTRY, Context,
-                              Setting, check_all)
+from gradcheck.claims import (
+    CHECK_COLUMNS,
+    KINDS,
+    MODULES,
+    PREMISES,
+    REGISTRY,
+    Context,
+    Setting,
+    check_all,
+)
 from gradcheck.probe.facts import LinearMapFact
 
-from .conftest import (BN_NODE, acts, act_node, chain_facts, context, conv, dense, dense_stack,
-                       facts, grads, layer_node, linear_node, norm_list, norms, result,
-                       sum_node)
+from .conftest import (
+    BN_NODE,
+    act_node,
+    acts,
+    chain_facts,
+    context,
+    conv,
+    dense,
+    dense_stack,
+    facts,
+    grads,
+    layer_node,
+    linear_node,
+    norm_list,
+    norms,
+    result,
+    sum_node,
+)
 
 
 # -- the registry ---------------------------------------------------------------------------

@@ -496,3 +496,22 @@ def test_lanczos_respects_max_matvecs_budget(seed):
     assert op.matvecs <= allowed, (
         f"{case.name}: local Jacobian 0 ({op.m} x {op.n}) used {op.matvecs} applications of "
         f"J / J^T with max_matvecs={budget} (allowed {allowed}; ratio {op.matvecs / allowed:.1f})")
+
+
+@pytest.mark.parametrize("case", [c for c in ALL_CASES if c.bias_free], ids=lambda c: c.name)
+def test_c11_bound_equals_c1_on_every_chain_case(case, seed):
+    """THEORY §6: on a chain F(h_{t-1}) B(z_t) = lambda_L prod_{i != t} ||W_i||_op times the
+    operator norms of the parameter-free maps on the chain, so C11's rhs equals C1's exactly
+    where those are flatten/reshape (norm 1) and is C1's times the pooling norms otherwise."""
+    from gradcheck.claims import Context, Setting
+    from gradcheck.claims.c1_gradient_bound import bound as c1_bound_of
+    from gradcheck.claims.c11_graph_bound import graph_bound
+
+    model, x = case.make(seed)
+    res = probe(model, x, ProbeOptions(spectra=False))
+    assert res.facts.chain, res.facts.describe()
+    ctx = Context(res, Setting(None))
+    c11 = graph_bound(ctx)[:, None] * res.grads.x_norm[None, :]
+    pools = math.prod(m.opnorm for m in res.facts.linear_maps)   # 1 without pooling
+    assert pools <= 1 + 1e-15
+    assert_rel_close(c11, pools * c1_bound_of(ctx), 1e-12, f"{case.name}: C11 rhs vs C1 rhs")

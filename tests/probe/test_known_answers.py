@@ -345,3 +345,18 @@ def test_c1_counterexample_outside_theory_premise(build):
         f"padding {info.padding} {info.padding_mode}: ||dD/dK|| = {lhs!r} > "
         f"mu ||x|| ||W_2|| = {info.mu} * {float(g.x_norm[0])!r} * {float(ops[1])!r} = {bound!r} "
         f"(ratio {lhs / bound!r}, slack {C1_SLACK})")
+
+
+def test_unconverged_bottom_k_is_nan_never_the_smallest_of_the_top_k():
+    """A top-k + bottom-k spectrum whose bottom-k solve failed (NaN) reports NaN as its
+    smallest non-zero singular value, not the smallest of the top-k (reviewer's case: 1.3576
+    reported where the true minimum was 0.00743)."""
+    import numpy as np
+
+    from gradcheck.probe.jacobian import Spectrum
+
+    values = np.array([[3.0, 2.0, 1.3576, np.nan, np.nan, np.nan],
+                       [3.0, 2.0, 1.5, 0.2, 0.1, 0.00743]])
+    sp = Spectrum(values, np.ones(2), (400, 1200), False, "lanczos")
+    got = sp.smallest_nonzero(np.finfo(np.float64).eps)
+    assert np.isnan(got[0]) and got[1] == 0.00743

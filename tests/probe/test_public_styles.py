@@ -393,3 +393,43 @@ def test_cli_run_on_zoo_model(factory, shape, tmp_path, monkeypatch, capsys):
         why = f"{summary.get('verdict')}; " + checks[checks.holds == False].to_string()
     assert code == 0, why or (captured.err[-2000:] + captured.out[-2000:])
     assert (out / "layers.csv").exists()
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_operator_norms_equal_dense_oracle(name):
+    """Every layer's ||W||_op (conv: on its actual input, stride, padding) equals the top
+    singular value of the dense matrix of the operation, built from the oracle's used weight."""
+    from gradcheck.reference import dense_conv_matrix
+
+    o, res = _case(name)
+    want = []
+    for info, w in zip(res.layers, o["weights"]):
+        if info.kind == "linear":
+            M = w.double()
+        else:
+            conv = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=info.stride,
+                             padding=info.padding, dilation=info.dilation, bias=False).double()
+            with torch.no_grad():
+                conv.weight.copy_(w)
+            M = dense_conv_matrix(conv, info.input_shape)
+        want.append(float(torch.linalg.matrix_norm(M.double(), 2)))
+    got = np.array([n.sigma_op for n in res.norms])
+    # Lanczos to 1e-10 relative (the engine's stated tolerance), exact SVD for dense layers
+    assert_layers_close(got[:, None], np.array(want)[:, None], f"{name} sigma_op", o["names"],
+                        rtol=1e-9)
+
+
+def test_c11_bound_of_the_residual_mlp_by_hand():
+    """C11's F and B for h = W0 x; h += W2 relu(W1 relu(h)) twice; head(relu(h)), written out by
+    hand from the layers' operator norms s_0..s_5: F grows by (1 + s1 s2)(1 + s3 s4)."""
+    from gradcheck.claims import Context, Setting
+    from gradcheck.claims.c11_graph_bound import graph_bound
+
+    _, res = _case("residual_mlp")
+    s = [n.sigma_op for n in res.norms]
+    a, b = 1 + s[1] * s[2], 1 + s[3] * s[4]
+    F_in = [1.0, s[0], s[0] * s[1], s[0] * a, s[0] * a * s[3], s[0] * a * b]  # F(h_{t-1})
+    B_out = [a * b * s[5], b * s[5] * s[2], b * s[5], s[5] * s[4], s[5], 1.0]  # B(z_t)
+    want = np.array([f * bb for f, bb in zip(F_in, B_out)])
+    got = graph_bound(Context(res, Setting(None)))
+    np.testing.assert_allclose(got, want, rtol=1e-13)

@@ -12,10 +12,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import EPS, net_params
 from hypothesis import given, settings, target
 from hypothesis import strategies as st
 
-from conftest import EPS, net_params
 from gradcheck.claims import c1_gradient_bound as claim
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.schemes.registry import SCHEMES

@@ -22,21 +22,24 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import EPS, assert_rel_close
+from conftest import net_params as shared_net_params
 from hypothesis import assume, given, settings, target
-from hypothesis import strategies as st
 from torch import nn
 
-from conftest import net_params as shared_net_params
-from conftest import EPS, assert_rel_close
+from gradcheck.claims import c3_sn_map_gradient as claim
 from gradcheck.models import Discriminator
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.probe.hessian import effective_weight_grads, raw_weight_grads
 from gradcheck.schemes import scaling_of
-from gradcheck.theory.bounds import inequality_tol, lambda_L, prod_except
-from gradcheck.theory.reparam import (c3b_bound, c3b_dense_bound, sn_raw_gradient,
-                                      top_singular_triple)
-from gradcheck.claims import c3_sn_map_gradient as claim
 from gradcheck.schemes.registry import SCHEMES
+from gradcheck.theory.bounds import inequality_tol, lambda_L, prod_except
+from gradcheck.theory.reparam import (
+    c3b_bound,
+    c3b_dense_bound,
+    sn_raw_gradient,
+    top_singular_triple,
+)
 from proofs_numeric import c3_sn_map_gradient as C3
 from proofs_numeric._base import asserted, context
 from proofs_numeric.c2_equal_allocation import build_generic

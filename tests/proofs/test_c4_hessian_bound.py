@@ -15,19 +15,18 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import EPS, assert_rel_close
+from conftest import net_params as shared_net_params
 from hypothesis import given, settings, target
-from hypothesis import strategies as st
 from torch import nn
 
-from conftest import net_params as shared_net_params
-from conftest import EPS, assert_rel_close
+from gradcheck.claims import c4_hessian_bound as claim
 from gradcheck.models import Discriminator
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.probe.hessian import weight_hessian_opnorm
+from gradcheck.schemes.registry import NAMES as SCHEMES
 from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.reparam import c4_bound
-from gradcheck.claims import c4_hessian_bound as claim
-from gradcheck.schemes.registry import NAMES as SCHEMES
 from proofs_numeric import c4_hessian_bound as C4
 from proofs_numeric._base import asserted, context
 from proofs_numeric.c2_equal_allocation import build_generic
@@ -36,7 +35,8 @@ pytestmark = pytest.mark.usefixtures("single_blas_thread")
 INPUTS = 2
 
 
-net_params = shared_net_params(activations=C4.PIECEWISE_LINEAR, outputs=("sigmoid",), schemes=SCHEMES)
+net_params = shared_net_params(activations=C4.PIECEWISE_LINEAR, outputs=("sigmoid",),
+                              schemes=SCHEMES)
 
 
 def _measure(p):

@@ -8,17 +8,16 @@ seeds with a tolerance that shrinks with width.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dataclasses import replace
-
 from gradcheck.claims import c6_sn_lecun as claim
-from gradcheck.theory.bounds import inequality_tol
 from gradcheck.schemes.registry import SCHEMES
+from gradcheck.theory.bounds import inequality_tol
 from gradcheck.theory.meanfield import shrink_prediction
 from gradcheck.theory.randmat import gordon_upper, opnorm_finite_size
 from proofs_numeric import c6_sn_lecun as c6
@@ -101,9 +100,12 @@ def test_c6a_edge_cases():
 #: size-based tolerance although the identity holds. (1) a 9 -> 1 layer whose output nearly
 #: cancels (|| |W||h| || ~ 600 sqrt(9) ||Wh||); (2) a 22 -> 2 ReLU layer whose only positive unit
 #: (one input) is 1e5 times smaller than its terms. The tolerance now includes conditioning().
+#: (1) was found under bssn; since dense BSSN divides by sigma_R exactly (== SSN, C9a), that
+#: draw's roundings differ and stay inside the size-based tolerance, while the same net under
+#: sn (same seed, same raw Z, same 9 -> 1 layer) still exceeds it 2.4x.
 CANCELLING = [
     dict(activation="linear", conv=False, depth=5, image=6, kernels=[5, 3, 3, 3, 3, 1],
-         paddings=[1, 0, 0, 0, 1, 0], scale=1.523128149400203, scheme="bssn", seed=908578300,
+         paddings=[1, 0, 0, 0, 1, 0], scale=1.523128149400203, scheme="sn", seed=908578300,
          slope=0.4558735821554798, strides=[1, 1, 3, 1, 2, 1], widths=[11, 9, 11, 9, 1, 62]),
     dict(activation="relu", conv=False, depth=5, image=4, kernels=[3, 2, 5, 4, 3, 3],
          paddings=[1, 1, 0, 0, 2, 1], scale=0.6420243358768163, scheme="sn", seed=1609184746,
@@ -178,7 +180,7 @@ def test_c6b_measured_shrink_vs_prediction(scheme, shape):
                                             rel=1e-12), rows[0].note
         ratios.append(rows[0].ratio)
     mean = float(np.mean(ratios))
-    if scheme in ("sn", "ssn"):
+    if SCHEMES[scheme].divisor == "sn":
         tw = gordon_upper(c_out, n) / opnorm_finite_size(c_out, n)
     else:
         tw = (gordon_upper(c_out, n) + gordon_upper(c_in, c_out * k * k)) / \

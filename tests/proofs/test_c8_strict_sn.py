@@ -14,7 +14,9 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from gradcheck.claims import c8_strict_sn as claim
 from proofs_numeric import c8_strict_sn as c8
+from proofs_numeric._base import asserted
 from proofs_numeric.runner import run_module
 
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
@@ -78,6 +80,10 @@ def test_lower_bound_fails_without_the_premise():
     n = c8.norms(p)
     centre = float(torch.linalg.matrix_norm(c8.kernel(p)[:, :, 1, 1], ord=2))
     assert n["op"] == pytest.approx(centre, rel=1e-12) and n["op"] < n["sigma_R"]
+    rows = claim.check(c8.make_context(p))
+    assert rows and all(not asserted(r) and r["note"] == "not applicable: no output's receptive "
+                        "field lies inside the input" for r in rows), rows
+    assert c8.instance(p) == []
 
 
 def test_sample_respects_the_premise():
@@ -111,3 +117,16 @@ def test_runner_integration():
     rows, _, done = run_module(c8, instances=10, budget_s=10.0)
     assert done == 10 and {r.claim for r in rows} == {"C8"}
     assert all(r.kind == "inequality" and r.holds for r in rows)
+
+
+def test_module_rows_are_the_claims_check():
+    """One check, many callers: the module's rows are the rows of ``claims.c8_strict_sn.check``
+    on the probed conv layer (same lhs, rhs, verdict)."""
+    rng = np.random.default_rng(8)
+    for _ in range(5):
+        p = c8.sample(rng)
+        want = [r for r in claim.check(c8.make_context(p)) if asserted(r)]
+        got = c8.instance(p)
+        assert len(want) == (4 if c8.r2_applicable(p) else 2)
+        assert [(r.lhs, r.rhs, r.holds) for r in got] == \
+            [(r["lhs"], r["rhs"], r["holds"]) for r in want]

@@ -103,3 +103,23 @@ def test_runner_integration():
     assert done == 4 and {r.claim for r in rows} == set(c9.CLAIMS)
     assert all(r.kind == c9.CLAIMS[r.claim] for r in rows)
     assert all(r.holds is not False for r in rows)
+
+
+def test_module_rows_are_the_claims_check():
+    """One check, many callers: the C9a sigma rows are the rows of ``claims.c9_bsn.check`` on the
+    dense BSN net, the C9b rows its predictions on the conv chain's conv layers (same lhs, rhs,
+    verdict)."""
+    from gradcheck.claims import c9_bsn as claim
+    from proofs_numeric._base import context
+
+    p = _p(channels=[3, 16, 32], kernels=[3, 2], scheme="bssn", scale=1.3)
+    bsn, _, x = c9.dense_pair(p)
+    dense = claim.check(context(bsn, x, p["scheme"], p["scale"], p["seed"]))
+    conv_model, cx = c9.conv_chain(p, p["scheme"])
+    conv = claim.check(context(conv_model, cx, p["scheme"], p["scale"], p["seed"]))
+    rows = c9.instance(p)
+    assert [(r.lhs, r.rhs, r.holds) for r in rows[:p["depth"]]] == \
+        [(r["lhs"], r["rhs"], r["holds"]) for r in dense if r["claim"] == "C9a"]
+    assert [(r.lhs, r.rhs) for r in rows if r.claim == "C9b"] == \
+        [(r["lhs"], r["rhs"]) for r in conv if r["claim"] == "C9b"][:2]
+    assert not [r for r in conv if r["claim"] == "C9a"]      # no dense layer in the chain

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..report.io import staged_dir, write_csv, write_json
-from ..pipeline import run
-from ..spec import RunSpec, SpecError
-from ..theory.bounds import prod_except
-from .checkpoint import checkpoint_files
+from .report.io import staged_dir, write_csv, write_json
+from .pipeline import run
+from .spec import RunSpec, SpecError
+from .theory.bounds import prod_except
+from .train.checkpoint import checkpoint_files
 
 
 def _direction(first: float, last: float, tol: float = 0.05) -> str:
@@ -57,7 +57,7 @@ def track(run_dir: Path, batch: int = 64, spectra_inputs: int = 0, progress=None
         write_csv(C_df, t / "checks.csv")
         write_json(report, t / "c10.json")
         (t / "c10.md").write_text(c10_markdown(report, L_df))
-        from ..report.plots import plot_training
+        from .report.plots import plot_training
 
         plot_training(L_df, report["scheme"], t / "training.png")
     return report
