@@ -1,6 +1,4 @@
 """``python -m gradcheck``."""
-import sys
+from ._entry import run
 
-from .cli import main
-
-sys.exit(main())
+run()

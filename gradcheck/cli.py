@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", type=Path, default=Path("runs/prove"),
                     help="where prove.csv, prove.md, prove_instances.csv go (default runs/prove)")
     pr.add_argument("--quiet", action="store_true", help="print only the table")
+    pr.add_argument("--force", action="store_true", help="overwrite an earlier prove --out")
     t = sub.add_parser("train", help="train a GAN (hinge loss, Adam) and checkpoint D and G",
                        description="Train a GAN on built-in or file data; write metrics.csv and "
                        "ckpt_<step>.pt (loadable with weights_only=True) into --out. An "
@@ -168,10 +169,7 @@ def cmd_train(ns) -> int:
 
     fields = {f: getattr(ns, f) for f, _, _ in TRAIN_FLAGS.values() if hasattr(ns, f)}
     spec = validate_train(TrainSpec(**fields))
-    if ns.out.exists() and not ns.out.is_dir():
-        raise SpecError(f"argument --out: {ns.out} exists and is not a directory")
-    if ns.out.exists() and any(ns.out.iterdir()) and not (ns.out / "spec.json").exists():
-        raise SpecError(f"argument --out: {ns.out} is not empty and not a training run")
+    check_out_dir(ns.out, force=False, kind="train", resume=True)
     if ns.no_resume and checkpoint_files(ns.out):
         raise SpecError(f"argument --out: {ns.out} already holds checkpoints (--no-resume)")
     try:
@@ -209,8 +207,9 @@ def cmd_prove(ns) -> int:
         raise SpecError(f"argument --budget-seconds: must be > 0; got {ns.budget_seconds}")
     from proofs_numeric.runner import claim_modules, markdown, prove
 
-    if ns.out.exists() and not ns.out.is_dir():
-        raise SpecError(f"argument --out: {ns.out} exists and is not a directory")
+    if ns.seed < 0:
+        raise SpecError(f"argument --seed: must be a non-negative integer; got {ns.seed}")
+    check_out_dir(ns.out, ns.force, kind="prove")
 
     only = [c.strip().upper() for c in ns.only.split(",")] if ns.only else None
     known = {m.__name__.split(".")[-1].split("_")[0].upper() for m in claim_modules()}
@@ -250,7 +249,7 @@ def _out_dir(ns, spec: RunSpec) -> tuple[Path, bool]:
     from .report.io import unique_dir
 
     if ns.out is not None:
-        check_out_dir(ns.out, ns.force)
+        check_out_dir(ns.out, ns.force, kind="run")
         return ns.out, bool(ns.force)
     seeds = f"-s{spec.seeds[0]}" if len(spec.seeds) == 1 else f"-s{spec.seeds[0]}-{spec.seeds[-1]}"
     if spec.source == "checkpoint":
@@ -262,30 +261,62 @@ def _out_dir(ns, spec: RunSpec) -> tuple[Path, bool]:
     return unique_dir(Path("runs") / f"{name}{seeds}"), False
 
 
-def check_out_dir(out: Path, force: bool, marker: str = "spec.json") -> None:
-    """Refuse output directories that would lose data or cannot be written (before any work)."""
+def check_out_dir(out: Path, force: bool, kind: str = "run", resume: bool = False) -> None:
+    """Refuse output directories that would lose data or cannot be written (before any work).
+
+    An existing non-empty directory is replaced only with ``--force``, only if its manifest
+    (or, for older directories, its files) says it is of the same ``kind``, and never if it
+    holds checkpoints. ``resume`` (train) accepts an existing training directory as is.
+    """
     import os
+
+    from .report.io import dir_kind, holds_checkpoints
 
     if str(out).strip() == "":
         raise SpecError("argument --out: empty path")
     target, cwd = Path(os.path.abspath(out)), Path.cwd().resolve()
+    if any(p.exists() and not p.is_dir() for p in [target.parent, *target.parent.parents]):
+        raise SpecError(f"argument --out: cannot create {out}: a parent is a regular file")
     real = target.resolve()
     if real == cwd or real in cwd.parents or real == Path(real.anchor):
         raise SpecError(f"argument --out: {out} is the current directory or one of its parents; "
                         "give a new directory")
+    if str(real).startswith(("/proc/", "/sys/", "/dev/")) or str(real) in ("/proc", "/sys",
+                                                                            "/dev"):
+        raise SpecError(f"argument --out: {out} is inside a system pseudo-filesystem")
     if target.exists() and not target.is_dir():
         raise SpecError(f"argument --out: {out} exists and is not a directory")
-    if target.exists():
-        if not force:
+    if target.exists() and any(target.iterdir()):
+        found = dir_kind(target)
+        if resume and found == kind:
+            pass
+        elif found != kind:
+            what = f"a gradcheck {found} directory" if found else "not a gradcheck directory"
+            raise SpecError(f"argument --out: {out} exists and is {what}; refusing to write a "
+                            f"{kind} there even with --force")
+        elif holds_checkpoints(target):
+            raise SpecError(f"argument --out: {out} holds checkpoints; refusing to replace it "
+                            "even with --force")
+        elif not force:
             raise SpecError(f"argument --out: {out} exists; pass --force to overwrite it")
-        if any(target.iterdir()) and not (target / marker).exists():
-            raise SpecError(f"argument --out: {out} is not a gradcheck run directory (no "
-                            f"{marker}); refusing to overwrite it even with --force")
     parent = target.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise SpecError(f"argument --out: cannot create {out} (no write access to {parent})")
+    _check_free_space(parent, out)
+
+
+def _check_free_space(parent: Path, out: Path, need_bytes: int = 64 << 20) -> None:
+    import shutil as _sh
+
+    try:
+        free = _sh.disk_usage(parent).free
+    except OSError:
+        return
+    if free < need_bytes:
+        raise SpecError(f"argument --out: only {free / 2**20:.1f} MiB free on the disk of {out}; "
+                        f"at least {need_bytes / 2**20:.0f} MiB are needed")
 
 
 def cmd_run(ns) -> int:
@@ -304,7 +335,9 @@ def cmd_run(ns) -> int:
         raise SpecError(str(e))
     summary = write_run(result, out, overwrite=overwrite, plots=not ns.no_plots)
     if ns.json:
-        print(json.dumps(summary, indent=2, sort_keys=True))
+        from .report.io import strict_json
+
+        print(json.dumps(strict_json(summary), indent=2, sort_keys=True, allow_nan=False))
     elif not ns.quiet:
         from .report.tables import checks_table, layer_table
 
@@ -327,23 +360,41 @@ def cmd_run(ns) -> int:
     return 1 if summary["violated"] else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``gradcheck`` console script and ``python -m gradcheck``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+#: errno values of a write that fails because of the environment the user chose (exit 2)
+_USER_OS_ERRORS = {"ENOSPC", "EACCES", "EROFS", "EDQUOT", "ENAMETOOLONG", "ENOTDIR", "EISDIR",
+                   "EPERM", "EEXIST", "ENOENT"}
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["figures"]:                   # its flags live with the figure scripts
         from figures.make_all import main as figures_main
 
         return figures_main(argv[1:])
     parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command is None:
+        parser.print_help()
+        return 2
+    return {"run": cmd_run, "prove": cmd_prove, "train": cmd_train,
+            "track": cmd_track}[ns.command](ns)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gradcheck`` console script and ``python -m gradcheck``.
+
+    Exit codes: 0 asserted claims hold; 1 a claim is violated; 2 usage or input error (one line
+    on stderr); 3 internal error (one line naming the log file with the traceback); 130
+    interrupted (SIGINT, SIGTERM).
+    """
+    import errno
+
+    from ._entry import internal_error
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        ns = parser.parse_args(argv)
-        if ns.command is None:
-            parser.print_help()
-            return 2
-        return {"run": cmd_run, "prove": cmd_prove, "train": cmd_train,
-                "track": cmd_track}[ns.command](ns)
+        return _dispatch(argv)
     except (UsageError, SpecError) as e:
-        msg = str(e)
+        msg = " ".join(str(e).split("\n")).strip()
         print(f"gradcheck: error: {msg}", file=sys.stderr)
         return 2
     except BrokenPipeError:                       # e.g. `gradcheck track RUN | head`
@@ -352,6 +403,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gradcheck: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:                          # full disk, read-only or forbidden path
+        if errno.errorcode.get(e.errno or -1) in _USER_OS_ERRORS:
+            where = f" {e.filename}" if e.filename else ""
+            print(f"gradcheck: error: cannot write{where}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        return internal_error(e, argv)
+    except Exception as e:  # noqa: BLE001 - a crash is exit 3 with a log, never 1
+        return internal_error(e, argv)
 
 
 if __name__ == "__main__":

@@ -109,13 +109,45 @@ class RunSpec:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise SpecError(f"spec: unknown field(s) {', '.join(unknown)}; allowed: "
+            train = sorted(set(unknown) & {f.name for f in fields(TrainSpec)})
+            hint = f" (a train spec? {', '.join(train)} are train fields)" if train else ""
+            raise SpecError(f"spec: unknown field(s) {', '.join(unknown)}{hint}; allowed: "
                             f"{', '.join(sorted(names))}")
-        d = dict(d)
-        for key in ("seeds", "model_input"):
-            if isinstance(d.get(key), list):
-                d[key] = tuple(d[key])
-        return validate(cls(**d))
+        return validate(cls(**_json_types(cls, d, "spec")))
+
+
+def _json_types(cls, d: dict, what: str) -> dict:
+    """Check every field of a spec file against its declared type, as JSON gives it.
+
+    A bool is a bool (``"bias": "false"`` is refused, not read as true), an int an int (not a
+    bool or a float), a float a number, a str a string, a tuple a list of ints; ``| None`` fields
+    also take null. Lists become tuples. Raises SpecError naming the field.
+    """
+    out = dict(d)
+    for f in fields(cls):
+        if f.name not in d:
+            continue
+        v, ann = d[f.name], str(f.type).replace(" ", "")
+        optional = ann.endswith("|None")
+        base = ann[:-len("|None")] if optional else ann
+        if v is None and optional:
+            continue
+        ok = {"bool": isinstance(v, bool),
+              "int": isinstance(v, int) and not isinstance(v, bool),
+              "float": isinstance(v, (int, float)) and not isinstance(v, bool),
+              "str": isinstance(v, str),
+              "tuple[int,...]": isinstance(v, (list, tuple)) and all(
+                  isinstance(x, int) and not isinstance(x, bool) for x in v)}.get(base)
+        if ok is None:                   # a type this check does not know: leave it to validate
+            continue
+        if not ok:
+            want = {"tuple[int,...]": "a list of integers", "int": "an integer",
+                    "float": "a number", "bool": "true or false", "str": "a string"}[base]
+            raise SpecError(f"{what}: field {f.name!r} must be {want}"
+                            f"{' or null' if optional else ''}; got {json.dumps(v)[:60]}")
+        if base == "tuple[int,...]":
+            out[f.name] = tuple(v)
+    return out
 
 
 def _choice(name: str, value, allowed) -> None:
@@ -290,7 +322,7 @@ class TrainSpec:
         unknown = sorted(set(d) - names)
         if unknown:
             raise SpecError(f"train spec: unknown field(s) {', '.join(unknown)}")
-        return validate_train(cls(**d))
+        return validate_train(cls(**_json_types(cls, d, "train spec")))
 
 
 def validate_train(spec: TrainSpec) -> TrainSpec:

@@ -15,7 +15,8 @@ import pytest
 from gradcheck.cli import main
 
 SMALL = ["--depth", "4", "--width", "16", "--batch", "8", "--spectra-inputs", "4", "--no-plots"]
-FILES = ["spec.json", "layers.csv", "checks.csv", "spectra.npz", "summary.json", "timings.json"]
+FILES = ["spec.json", "layers.csv", "checks.csv", "spectra.npz", "summary.json", "timings.json",
+         "gradcheck.json"]
 
 
 def run_main(argv, capsys):
@@ -128,7 +129,7 @@ def test_corrupt_spec_file(tmp_path, capsys):
     bad = tmp_path / "spec.json"
     bad.write_text('{"arch": "mlp", "depth": "twenty"}')
     code, _, err = run_main(["run", "--spec", str(bad), "--out", str(tmp_path / "o")], capsys)
-    assert code == 2 and "argument --depth" in err
+    assert code == 2 and "field 'depth' must be an integer" in err   # JSON types are checked
     bad.write_text('{"nonsense": 1}')
     code, _, err = run_main(["run", "--spec", str(bad), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "unknown field" in err
@@ -137,7 +138,8 @@ def test_corrupt_spec_file(tmp_path, capsys):
 def test_existing_out_needs_force(tmp_path, capsys):
     out = tmp_path / "r"
     out.mkdir()
-    (out / "spec.json").write_text("{}")            # an earlier run directory
+    (out / "spec.json").write_text("{}")            # an earlier run directory (its manifest)
+    (out / "gradcheck.json").write_text('{"kind": "run", "version": "0.1.0"}')
     (out / "keep").write_text("x")
     code, _, err = run_main(["run", *SMALL, "--out", str(out)], capsys)
     assert code == 2 and "--force" in err and (out / "keep").exists()

@@ -20,17 +20,92 @@ import numpy as np
 import pandas as pd
 
 
+#: every directory gradcheck writes carries this manifest: {"kind": ..., "version": ...}
+MANIFEST = "gradcheck.json"
+KINDS = ("run", "train", "track", "prove", "figures", "sweep")
+
+
+def write_manifest(directory: Path, kind: str) -> None:
+    """Mark ``directory`` as written by gradcheck's ``kind`` subcommand."""
+    from .. import __version__
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    (Path(directory) / MANIFEST).write_text(
+        json.dumps({"kind": kind, "version": __version__}, indent=2, sort_keys=True) + "\n")
+
+
+def dir_kind(directory: Path) -> str | None:
+    """The kind of a gradcheck output directory: its manifest, or for directories written
+    before manifests existed, what its files say; None for anything else."""
+    d = Path(directory)
+    try:
+        meta = json.loads((d / MANIFEST).read_text())
+        if isinstance(meta, dict) and meta.get("kind") in KINDS:
+            return meta["kind"]
+        return None
+    except (OSError, ValueError):
+        pass
+    if any(d.glob("ckpt_*.pt")) or (d / "metrics.csv").exists():
+        return "train"
+    if (d / "spec.json").exists() and (d / "layers.csv").exists():
+        return "run"
+    if (d / "prove.csv").exists():
+        return "prove"
+    return None
+
+
+def holds_checkpoints(directory: Path) -> bool:
+    return any(Path(directory).glob("ckpt_*.pt"))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(final: Path) -> None:
+    """Delete staging siblings ``.<name>.tmp-<pid>-*`` left by killed processes."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return
+    for p in final.parent.glob(f".{final.name}.tmp-*"):
+        parts = p.name[len(f".{final.name}.tmp-"):].split("-", 1)
+        if parts[0].isdigit() and int(parts[0]) != os.getpid() and not _pid_alive(int(parts[0])):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 @contextlib.contextmanager
-def staged_dir(final: Path, overwrite: bool = False):
-    """Yield a temporary directory that becomes ``final`` when the block exits cleanly."""
+def staged_dir(final: Path, overwrite: bool = False, kind: str | None = None):
+    """Yield a temporary directory that becomes ``final`` when the block exits cleanly.
+
+    ``kind`` writes the manifest. An existing ``final`` is replaced only with ``overwrite``,
+    only if it is of the same kind, and never if it holds checkpoints. Files and directories
+    follow the umask.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    remove_stale_staging(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)              # mkdtemp makes 0700; follow the umask
     try:
         yield tmp
+        if kind is not None:
+            write_manifest(tmp, kind)
         if final.exists():
             if not overwrite:
                 raise FileExistsError(f"{final} exists")
+            if kind is not None and any(final.iterdir()) and dir_kind(final) != kind:
+                raise FileExistsError(f"{final} is not a {kind} directory")
+            if holds_checkpoints(final):
+                raise FileExistsError(f"{final} holds checkpoints")
             shutil.rmtree(final)
         os.replace(tmp, final)
     finally:
@@ -42,8 +117,38 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, float_format="%.17g", lineterminator="\n")
 
 
+def strict_json(obj):
+    """``obj`` with every NaN / +-inf float replaced by None and a sibling ``<key>_nonfinite``
+    naming what it was (strict JSON: no bare NaN / Infinity)."""
+    import math
+
+    def fix(v):
+        if isinstance(v, dict):
+            out = {}
+            for k, x in v.items():
+                if isinstance(x, (float, np.floating)) and not math.isfinite(float(x)):
+                    out[k] = None
+                    out[f"{k}_nonfinite"] = "nan" if math.isnan(float(x)) else \
+                        ("inf" if float(x) > 0 else "-inf")
+                else:
+                    out[k] = fix(x)
+            return out
+        if isinstance(v, (list, tuple)):
+            return [fix(x) for x in v]
+        if isinstance(v, (float, np.floating)):
+            return float(v) if math.isfinite(float(v)) else None
+        if isinstance(v, np.integer):
+            return int(v)
+        if isinstance(v, np.bool_):
+            return bool(v)
+        return v
+    return fix(obj)
+
+
 def write_json(obj, path: Path) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+    """Strict JSON (NaN / inf as null with a ``<key>_nonfinite`` reason), sorted keys."""
+    Path(path).write_text(json.dumps(strict_json(obj), indent=2, sort_keys=True,
+                                     allow_nan=False) + "\n")
 
 
 def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:

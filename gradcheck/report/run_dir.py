@@ -42,7 +42,7 @@ def write_run(result: RunOutput, out: Path, overwrite: bool = False,
     """Write the run directory atomically; return the summary dict."""
     summary = summarize(result)
     title = result.subject or f"{result.spec.arch} L={result.spec.n_layers}, {result.spec.init}"
-    with staged_dir(Path(out), overwrite=overwrite) as tmp:
+    with staged_dir(Path(out), overwrite=overwrite, kind="run") as tmp:
         (tmp / "spec.json").write_text(result.spec.to_json() + "\n")
         write_csv(result.layers, tmp / "layers.csv")
         write_csv(result.checks, tmp / "checks.csv")

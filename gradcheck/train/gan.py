@@ -231,6 +231,9 @@ def train(spec: TrainSpec, out: Path, resume: bool = True, progress: bool = True
     if resume and checkpoint_files(out):
         t.resume()
     out.mkdir(parents=True, exist_ok=True)
+    from ..report.io import write_manifest
+
+    write_manifest(out, "train")
     (out / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n")
     t0 = time.perf_counter()
     # small MLP GANs: thread start-up costs more than the tiny matmuls gain (7x on 2 cores)
