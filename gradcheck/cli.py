@@ -192,8 +192,15 @@ def cmd_train(ns) -> int:
 def cmd_track(ns) -> int:
     from .track import track
 
-    if ns.batch < 1:
-        raise SpecError(f"argument --batch: must be an integer >= 1; got {ns.batch}")
+    from .spec import CAPS
+
+    for flag, val in (("batch", ns.batch), ("spectra_inputs", ns.spectra_inputs)):
+        lo = 1 if flag == "batch" else 0
+        if not lo <= val <= CAPS[flag]:
+            raise SpecError(f"argument --{flag.replace('_', '-')}: must be an integer in "
+                            f"[{lo}, {CAPS[flag]}]; got {val}")
+    if not ns.run_dir.is_dir():
+        raise SpecError(f"argument RUN_DIR: {ns.run_dir} is not a directory")
     say = (lambda m: None) if ns.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     report = track(ns.run_dir, ns.batch, ns.spectra_inputs, say)
     print((ns.run_dir / "track" / "c10.md").read_text())
@@ -320,12 +327,15 @@ def _check_free_space(parent: Path, out: Path, need_bytes: int = 64 << 20) -> No
 
 
 def cmd_run(ns) -> int:
+    spec = spec_from_args(ns)                 # validated before torch is imported
+    out, overwrite = _out_dir(ns, spec)
+    from .resources import check_resources
+
+    check_resources(spec)
+    from .pipeline import run
     from .probe import ProbeError
     from .report.run_dir import write_run
-    from .pipeline import run
 
-    spec = spec_from_args(ns)
-    out, overwrite = _out_dir(ns, spec)
     log = (lambda m: None) if ns.quiet or ns.json else \
         (lambda m, t0=time.perf_counter(): print(f"[{time.perf_counter() - t0:6.1f}s] {m}",
                                                   file=sys.stderr, flush=True))

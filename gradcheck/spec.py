@@ -10,8 +10,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 
-from .models import ACTIVATIONS, OUTPUTS
-from .models.registry import ARCHS
+from .archs import ACTIVATIONS, ARCHS, OUTPUTS
 from .schemes import MODES, SCHEMES
 from .schemes.registry import SCALED_SCHEMES, SCHEMES as SCHEME_RECORDS
 
@@ -30,7 +29,7 @@ class SpecError(ValueError):
 class RunSpec:
     """Everything that determines a run's numbers (same spec + seed -> identical files)."""
 
-    arch: str = "mlp"                 # one of ARCHS (gradcheck.models.registry)
+    arch: str = "mlp"                 # one of ARCHS (gradcheck.archs)
     depth: int | None = None          # Linear/Conv2d layers L (sngan: fixed 8; resnet: blocks)
     width: int = 128                  # mlp hidden width
     input_dim: int | None = None      # mlp input size (None: width; 2 for ring/grid)
@@ -150,6 +149,20 @@ def _json_types(cls, d: dict, what: str) -> dict:
     return out
 
 
+#: the same caps for run, train, track and sweep (a field a spec lacks is not checked)
+CAPS = {"width": 16384, "channels": 2048, "batch": 65536, "image_size": 1024,
+        "input_dim": 1 << 20, "spectra_inputs": 65536, "operator_inputs": 1024, "topk": 1024,
+        "power_iterations": 10000, "z_dim": 4096, "steps": 10_000_000, "n_data": 10_000_000,
+        "d_steps": 1000, "log_every": 10_000_000, "ckpt_every": 10_000_000}
+
+
+def _caps(spec) -> None:
+    for name, cap in CAPS.items():
+        val = getattr(spec, name, None)
+        if isinstance(val, int) and not isinstance(val, bool) and val > cap:
+            raise SpecError(f"argument --{name.replace('_', '-')}: must be <= {cap}; got {val}")
+
+
 def _choice(name: str, value, allowed) -> None:
     if value not in allowed:
         raise SpecError(f"argument --{name}: must be one of {', '.join(allowed)}; got {value!r}")
@@ -211,12 +224,7 @@ def validate(spec: RunSpec) -> RunSpec:
         raise SpecError(f"argument --slope: must be in [0, 1]; got {spec.slope!r}")
     if not spec.seeds or any(not isinstance(s, int) or s < 0 for s in spec.seeds):
         raise SpecError(f"argument --seeds: must be non-negative integers; got {spec.seeds!r}")
-    for name, cap in (("width", 16384), ("channels", 2048), ("batch", 65536),
-                      ("image_size", 1024), ("input_dim", 1 << 20), ("spectra_inputs", 65536),
-                      ("operator_inputs", 1024), ("topk", 1024), ("power_iterations", 10000)):
-        val = getattr(spec, name)
-        if val is not None and val > cap:
-            raise SpecError(f"argument --{name.replace('_', '-')}: must be <= {cap}; got {val}")
+    _caps(spec)
     if len(spec.seeds) > 1000 or max(spec.seeds) >= 2 ** 32:
         raise SpecError("argument --seeds: at most 1000 seeds, each < 2**32")
     if spec.source != "builtin":
@@ -352,12 +360,9 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
     _int_at_least("seed", spec.seed, 0)
     if spec.seed >= 2 ** 32:
         raise SpecError(f"argument --seed: must be < 2**32; got {spec.seed}")
-    for name, cap in (("width", 16384), ("channels", 2048), ("batch", 65536),
-                      ("n_data", 10_000_000)):
-        if getattr(spec, name) > cap:
-            raise SpecError(f"argument --{name.replace('_', '-')}: must be <= {cap}")
     if spec.z_dim is not None:
         _int_at_least("z-dim", spec.z_dim, 1)
+    _caps(spec)
     for name in ("lr", "beta1", "beta2", "scale", "slope"):
         v = getattr(spec, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):

@@ -1,8 +1,9 @@
 """Built-in discriminators: MLP, plain conv stack, the paper's CIFAR-10 CNN, SNGAN ResNet.
 
-The architecture registry (``--arch``) is :mod:`gradcheck.models.registry`.
+The architecture registry (``--arch``) is :mod:`gradcheck.archs`.
 """
-from ._common import ACTIVATIONS, OUTPUTS, Discriminator, make_activation, make_output
+from ..archs import ACTIVATIONS, OUTPUTS
+from ._common import Discriminator, make_activation, make_output
 from .conv import conv_stack
 from .mlp import mlp
 from .resnet import ResNetDiscriminator, resnet

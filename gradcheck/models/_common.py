@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-ACTIVATIONS = ("relu", "lrelu", "tanh", "linear")
-OUTPUTS = ("identity", "sigmoid")
+from ..archs import ACTIVATIONS, OUTPUTS
 
 
 def make_activation(name: str, slope: float = 0.2) -> nn.Module:

@@ -21,24 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._common import make_activation, make_output
-
-
-def resnet_downsamples(blocks: int, image_size: int) -> tuple[bool, ...]:
-    """Which of the ``blocks`` residual blocks halve the spatial size (the rule above).
-
-    Raises:
-        ValueError: ``blocks < 1``, or ``image_size`` not a multiple of 4 or below 8.
-    """
-    if blocks < 1:
-        raise ValueError(f"blocks must be >= 1; got {blocks}")
-    if image_size < 8 or image_size % 4:
-        raise ValueError(f"image_size must be a multiple of 4 and >= 8; got {image_size}")
-    return tuple(i == 0 or (i == 1 and image_size // 4 >= 4) for i in range(blocks))
-
-
-def resnet_layer_count(blocks: int, image_size: int) -> int:
-    """Number of Linear/Conv2d modules of :func:`resnet` (3 per pooling block, 2 otherwise, +1)."""
-    return sum(3 if d else 2 for d in resnet_downsamples(blocks, image_size)) + 1
+from ..archs import resnet_downsamples, resnet_layer_count
 
 
 class ResBlock(nn.Module):

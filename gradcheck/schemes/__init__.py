@@ -1,8 +1,26 @@
-"""Weight scalings (THEORY §1) and the three spectral norms of a layer."""
-from .init import (INIT_SCHEMES, SCALED_SCHEMES, SCHEMES, SPECTRAL_SCHEMES, draw_weights, fan_in,
-                   fan_out, init_std, kaiming_gain, parametric_layers)
-from .spectral import (MODES, ConvGeometry, SpectralScaling, apply_spectral, layer_geometry,
-                       one_step_sigma, record_input_shapes, scaling_of)
+"""Weight scalings (THEORY §1) and the three spectral norms of a layer.
+
+Names are loaded lazily: the registry (:mod:`gradcheck.schemes.registry`) and the scheme-name
+tuples need no torch, so a bad flag is answered before torch is imported.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .registry import INIT_SCHEMES, MODES, SCALED_SCHEMES, SPECTRAL_SCHEMES
+from .registry import NAMES as SCHEMES
+
+_LAZY = {n: ".init" for n in ("draw_weights", "fan_in", "fan_out", "init_std", "kaiming_gain",
+                              "parametric_layers")}
+_LAZY.update({n: ".spectral" for n in ("ConvGeometry", "SpectralScaling", "apply_spectral",
+                                       "layer_geometry", "one_step_sigma",
+                                       "record_input_shapes", "scaling_of")})
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'gradcheck.schemes' has no attribute {name!r}")
 
 
 def apply_scheme(model, scheme: str, example, seed: int = 0, scale: float = 1.0,
@@ -22,6 +40,9 @@ def apply_scheme(model, scheme: str, example, seed: int = 0, scale: float = 1.0,
     Returns:
         ``model`` (modified in place).
     """
+    from .init import draw_weights
+    from .spectral import apply_spectral
+
     draw_weights(model, scheme, seed, activation, slope)
     if scheme in SPECTRAL_SCHEMES:
         apply_spectral(model, scheme, example, scale, mode, n_power_iterations, seed=seed)

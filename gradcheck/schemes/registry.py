@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+#: how the SN family computes sigma: exact (SVD / Lanczos) or the authors' power iteration
+MODES = ("exact", "power")
+
 #: the divisors a ``SpectralScaling`` knows (``sigma`` of THEORY §1)
 DIVISORS = {
     "sn": "sigma_R(W) (Miyato's SN_w)",

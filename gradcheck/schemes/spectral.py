@@ -29,7 +29,7 @@ from .registry import DIVISORS, SCHEMES as _SCHEMES
 
 #: scheme name -> the divisor its SpectralScaling uses (from the scheme registry)
 SN_KINDS = {n: s.divisor for n, s in _SCHEMES.items() if s.spectral}
-MODES = ("exact", "power")
+from .registry import MODES  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)
