@@ -181,6 +181,12 @@ def cmd_train(ns) -> int:
     except (CheckpointError, DataError) as e:
         raise SpecError(f"argument --out/--data: {e}")
     last = (ns.out / "metrics.csv").read_text().splitlines()
+    if getattr(t, "diverged", None):
+        d = t.diverged
+        print(f"diverged at step {d['step']} (non-finite loss: loss_d {d['loss_d']}, loss_g "
+              f"{d['loss_g']}); training stopped, checkpoints and metrics up to the last finite "
+              f"step kept, recorded in {ns.out / 'divergence.json'}", file=sys.stderr)
+        return 0
     if not ns.quiet:
         print(f"trained {spec.steps} steps ({spec.scheme} D on {spec.data}) in "
               f"{t.seconds:.1f} s -> {ns.out}")

@@ -312,7 +312,17 @@ class TrainSpec:
 
     @property
     def is_toy(self) -> bool:
-        return self.data in TOY_DATA
+        """Flat (point) data: the ring / grid sets, or an ``npy:`` file of shape (N, 2)."""
+        if self.data in TOY_DATA:
+            return True
+        if isinstance(self.data, str) and self.data.startswith("npy:"):
+            try:
+                import numpy as np
+
+                return np.load(self.data[4:], mmap_mode="r", allow_pickle=False).ndim == 2
+            except Exception:  # noqa: BLE001 - unreadable: the loader says why, later
+                return False
+        return False
 
     def resolved(self) -> "TrainSpec":
         arch = self.arch or ("mlp" if self.is_toy else "conv")

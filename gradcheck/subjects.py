@@ -47,13 +47,21 @@ def user_model(spec: RunSpec, seed: int = 0) -> nn.Module:
         raise SpecError(f"argument --model: {spec.model}() returned {type(model).__name__}, "
                         "not an nn.Module")
     if spec.weights:
+        from .train.checkpoint import safe_load
+
         try:
-            state = torch.load(spec.weights, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001
-            raise SpecError(f"argument --weights: cannot read {spec.weights} "
-                            f"({str(e).strip().splitlines()[0][:200] if str(e).strip() else e!r})")
+            state = safe_load(spec.weights)
+        except (ValueError, OSError) as e:
+            raise SpecError(f"argument --weights: {spec.weights} {e}") from None
         if isinstance(state, dict) and "D" in state and "format" in state:
-            state = state["D"]
+            state = state["D"]                          # a gradcheck training checkpoint
+        for key in ("state_dict", "model_state_dict", "model"):   # layouts people save
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+                break
+        if not isinstance(state, dict):
+            raise SpecError(f"argument --weights: {spec.weights} holds a "
+                            f"{type(state).__name__}, not a state dict")
         try:
             model.load_state_dict(state)
         except Exception as e:  # noqa: BLE001

@@ -35,22 +35,61 @@ def save_checkpoint(path: Path, state: dict) -> None:
             os.remove(tmp)
 
 
+def safe_load(path: Path):
+    """``torch.load(path, weights_only=True)`` with torch's warnings kept off stderr.
+
+    Raises:
+        ValueError: one line saying why it cannot be read — never torch's advice to retry
+            with ``weights_only=False`` (that would execute arbitrary code from the file).
+    """
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure: the file is not loadable
+        text = " ".join(str(e).split()) or type(e).__name__
+        i = text.find("WeightsUnpickler error:")
+        if i >= 0:                # keep torch's diagnosis, drop its advice to disable safety
+            detail = text[i + len("WeightsUnpickler error:"):].split(" Check the doc")[0]
+            why = (f"not a plain tensor file ({detail.strip()[:120]}): it is corrupt or holds "
+                   "objects that weights_only=True refuses for safety")
+        elif "weights_only" in text:
+            why = "it holds objects that weights_only=True refuses for safety"
+        else:
+            why = text[:160]
+        raise ValueError(f"cannot be read safely: {why}") from None
+
+
 def load_checkpoint(path: Path) -> dict:
     """Read a checkpoint with ``weights_only=True``; CheckpointError (one line) on any problem."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a corrupt checkpoint
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {path}: cannot be read ({first[:200]})") from None
+        state = safe_load(path)
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {path}: {e}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path}: not a gradcheck training checkpoint "
                               f"(expected format {FORMAT!r})")
     missing = [k for k in KEYS if k not in state]
     if missing:
         raise CheckpointError(f"checkpoint {path}: missing {', '.join(missing)}")
+    types = dict(spec=dict, step=int, D=dict, G=dict, opt_D=dict, opt_G=dict, rng=torch.Tensor)
+    for k, t in types.items():
+        v = state[k]
+        if not isinstance(v, t) or (t is int and isinstance(v, bool)):
+            raise CheckpointError(f"checkpoint {path}: field {k!r} is {type(v).__name__}, "
+                                  f"expected {t.__name__}")
+    for k in ("D", "G"):
+        bad = [n for n, v in state[k].items() if not isinstance(n, str) or
+               not isinstance(v, torch.Tensor)]
+        if bad:
+            raise CheckpointError(f"checkpoint {path}: {k} holds a non-tensor entry {bad[0]!r}")
+    if state["step"] < 0:
+        raise CheckpointError(f"checkpoint {path}: negative step {state['step']}")
     return state
 
 

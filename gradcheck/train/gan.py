@@ -13,6 +13,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,6 +59,13 @@ def build_generator(spec: TrainSpec, sample: torch.Tensor) -> nn.Module:
     torch.manual_seed(spec.seed + 1)          # G uses torch's default init, seeded
     if spec.is_toy:
         return mlp_generator(spec.z_dim, spec.width, 3, sample.shape[1])
+    side = sample.shape[-1]
+    if sample.ndim != 4 or sample.shape[-2] != side or side < 4 or side & (side - 1):
+        from .data import DataError
+
+        raise DataError(f"{spec.data}: samples of shape {'x'.join(map(str, sample.shape[1:]))};"
+                        " the image generator needs square images whose side is a power of two "
+                        ">= 4 (e.g. 3x32x32)")
     return ConvGenerator(spec.z_dim, sample.shape[-1], sample.shape[1], min(spec.width, 128))
 
 
@@ -123,9 +131,14 @@ class Trainer:
         metrics = self.out / "metrics.csv"
         if metrics.exists():
             rows = list(csv.reader(metrics.open()))
-            keep = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= self.step]
-            with metrics.open("w", newline="") as f:
-                csv.writer(f).writerows(keep)
+            if rows:
+                # rows after the checkpoint, and a torn row (killed mid-write: wrong width or
+                # an unparsable step) are dropped
+                width = len(rows[0])
+                keep = [rows[0]] + [r for r in rows[1:] if len(r) == width and
+                                    r[0].isdigit() and int(r[0]) <= self.step]
+                with metrics.open("w", newline="") as f:
+                    csv.writer(f).writerows(keep)
         return True
 
     # -- one step ---------------------------------------------------------------------------
@@ -184,6 +197,12 @@ class Trainer:
             st = data.mode_stats(fake, data.ring_centres(8, 2.0), 0.02)
         elif self.spec.data == "grid":
             st = data.mode_stats(fake, data.grid_centres(5, 2.0), 0.05)
+        elif self.spec.is_toy:        # other point clouds: Frechet distance of Gaussian fits
+            real = self.data[:len(fake)].double()
+            f = fake.double()
+            return dict(point_frechet=float(data.gaussian_frechet(
+                f.mean(0).numpy(), np.cov(f.T.numpy()), real.mean(0).numpy(),
+                np.cov(real.T.numpy()))))
         else:
             return dict(image_proxy=float(data.image_proxy(fake, self.data[:len(fake)])))
         return dict(modes_covered=st.modes_covered, high_quality=st.high_quality)
@@ -198,14 +217,25 @@ class Trainer:
         bar = tqdm(total=end, initial=self.step, disable=not self.progress, unit="step",
                    desc="train", mininterval=1.0)
         writer_file = metrics.open("a", newline="")
+        if metrics.stat().st_size and not metrics.read_bytes().endswith(b"\n"):
+            writer_file.write("\n")            # never glue a new row onto a torn one
         writer = None
         if self.step == 0:                      # the initial discriminator, for C10
             save_checkpoint(self.out / "ckpt_0.pt", self.state())
+        self.diverged = None
+        (self.out / "divergence.json").unlink(missing_ok=True)    # rewritten if it diverges again
         try:
             while self.step < end:
                 info = self.train_step()
                 if not all(math.isfinite(v) for v in (info["loss_d"], info["loss_g"])):
-                    raise FloatingPointError(f"non-finite loss at step {self.step}")
+                    # a measurement for C10(f), not a crash: stop, keep what was written, and
+                    # say so in divergence.json (the last checkpoint is the last finite state)
+                    self.diverged = dict(step=self.step, loss_d=info["loss_d"],
+                                         loss_g=info["loss_g"])
+                    from ..report.io import write_json
+
+                    write_json(self.diverged, self.out / "divergence.json")
+                    break
                 if self.step % self.spec.log_every == 0 or self.step == end:
                     row = self.metrics_row(info)
                     if writer is None:
