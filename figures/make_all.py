@@ -65,7 +65,35 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="smoke-test settings (seconds per figure; used by the tests)")
     p.add_argument("--draw-only", action="store_true",
                    help="redraw from the CSVs already in --out without recomputing")
+    p.add_argument("--force", action="store_true",
+                   help="write into an --out that already holds figures (its cached training "
+                        "runs are reused)")
     return p
+
+
+def check_out(args: argparse.Namespace, ids: list[str]) -> None:
+    """Before any work: --draw-only needs the CSVs; an existing --out needs --force and must
+    be a figures directory (its manifest, or figure files from before manifests)."""
+    from gradcheck.report.io import dir_kind
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"argument --out: {out} exists and is not a directory")
+    if args.draw_only:
+        missing = [f for f in ids if not (out / f"{f.lower()}.csv").is_file()]
+        if missing:
+            names = ", ".join(m.lower() + ".csv" for m in missing)
+            raise UsageError(f"argument --draw-only: no {names} in {out}; run without "
+                             "--draw-only first")
+        return
+    if out.exists() and any(out.iterdir()):
+        kind = dir_kind(out) or ("figures" if any(out.glob("f[1-8].csv")) else None)
+        if kind != "figures":
+            raise UsageError(f"argument --out: {out} exists and is not a gradcheck figures "
+                             "directory; refusing to write there")
+        if not args.force:
+            raise UsageError(f"argument --out: {out} already holds figures; pass --force to "
+                             "overwrite them (cached training runs are reused)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +109,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"gradcheck figures: {', '.join(ids)} ({mode} mode) -> {out}", flush=True)
     failed, times = [], {}
     t_all = time.perf_counter()
+    if not args.draw_only:
+        from gradcheck.report.io import write_manifest
+
+        out.mkdir(parents=True, exist_ok=True)
+        write_manifest(out, "figures")
     for k, fid in enumerate(ids, 1):
         print(f"[{k}/{len(ids)}] {fid}: {TITLES[fid]}", flush=True)
         t0 = time.perf_counter()
@@ -95,9 +128,10 @@ def run(args: argparse.Namespace) -> int:
             mod.draw(df, out)
         except Exception as e:  # noqa: BLE001 - report, go on with the other figures
             failed.append(fid)
+            log = _log_traceback(e, fid)
             print(f"[{k}/{len(ids)}] {fid} FAILED after {time.perf_counter() - t0:.1f} s: "
-                  f"{type(e).__name__}: {e}", flush=True)
-            traceback.print_exc(file=sys.stderr)
+                  f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                  f"(traceback in {log})", flush=True)
             continue
         times[fid] = time.perf_counter() - t0
         print(f"[{k}/{len(ids)}] {fid} done in {times[fid]:.1f} s: {out / fid.lower()}"
@@ -105,13 +139,30 @@ def run(args: argparse.Namespace) -> int:
     total = time.perf_counter() - t_all
     print(f"{len(times)}/{len(ids)} figures in {total:.1f} s"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)
-    return 1 if failed else 0
+    if failed:
+        print(f"gradcheck figures: internal error: {', '.join(failed)} failed (see the "
+              "traceback logs named above)", file=sys.stderr)
+    return 3 if failed else 0      # a failed figure is an internal error, never 'violated'
+
+
+def _log_traceback(exc: BaseException, fid: str) -> str:
+    import os
+
+    from gradcheck._entry import log_dir
+
+    d = log_dir()
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, f"gradcheck-figures-{fid}-{time.strftime('%Y%m%d-%H%M%S')}-"
+                           f"{os.getpid()}.log")
+    with open(path, "w") as f:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=f)
+    return path
 
 
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        parse_only(args.only)
+        check_out(args, parse_only(args.only))
     except UsageError as e:
         print(f"gradcheck figures: error: {e}", file=sys.stderr)
         return 2
