@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
 def _log_traceback(exc: BaseException, fid: str) -> str:
     import os
 
-    from gradcheck._entry import log_dir
+    from gradcheck._errors import log_dir
 
     d = log_dir()
     os.makedirs(d, exist_ok=True)

@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     import errno
 
-    from ._entry import internal_error
+    from ._errors import internal_error
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

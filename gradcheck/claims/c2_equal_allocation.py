@@ -54,6 +54,13 @@ def _c2a(ctx: Context) -> list[dict]:
         plain = materialize(ctx.model)
     except ValueError as e:
         return [na("C2a", seed, t, f"model cannot be copied: {e}") for t in range(L)]
+    from ..probe.conditioning import conditioning
+
+    try:       # rounding amplification where sums nearly cancel (as C6a): tol x K
+        k = max(conditioning(plain, ctx.x.double()), 1.0)
+    except (RuntimeError, ValueError):
+        k = 1.0
+    tol = tol * k
     x = ctx.x
     rng = np.random.default_rng([seed, 2])
     c = np.exp(rng.normal(0.0, 0.3, L))
@@ -70,7 +77,8 @@ def _c2a(ctx: Context) -> list[dict]:
         n1 = g1[t].reshape(len(x), -1).norm(dim=1).numpy()
         lhs, rhs, ratio = identity_ratio(n1, n0)
         rows.append(row("C2a", seed, t, lhs, rhs, ratio, tol,
-                        f"c_t = {c[t]:.4f}, prod c = 1: ||dD/dW_t|| divided by c_t"))
+                        f"c_t = {c[t]:.4f}, prod c = 1: ||dD/dW_t|| divided by c_t; tol x "
+                        f"cancellation factor {k:.3g}"))
     dD = float((D1 - D0).abs().max() / D0.abs().max().clamp_min(1e-300))
     rows.append(row("C2a", seed, -1, 1 + dD, 1.0, 1 + dD, holds=bool(dD <= tol),
                     note="D unchanged under the rescaling (lhs - 1 = max relative change)"))
