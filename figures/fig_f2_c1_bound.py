@@ -8,6 +8,7 @@ engine. Inequality: every point must lie on or below the diagonal.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,6 @@ import pandas as pd
 
 from gradcheck._threads import single_threaded
 from gradcheck.spec import RunSpec
-import math
-
 from gradcheck.theory.bounds import c1_bound, inequality_tol, lambda_L
 
 from ._common import SCHEME_COLOR, as_bool, figure_main, plt, save, say, size_of, write_table

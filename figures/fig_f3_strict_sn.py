@@ -16,8 +16,7 @@ import pandas as pd
 from gradcheck._threads import single_threaded
 from gradcheck.spec import RunSpec
 
-from ._common import (SCHEME_COLOR, SCHEME_MARKER, figure_main, plt, save, say, size_of,
-                      write_table)
+from ._common import SCHEME_COLOR, SCHEME_MARKER, figure_main, plt, save, say, size_of, write_table
 from ._engine import probe_tables
 
 NAME = "F3"

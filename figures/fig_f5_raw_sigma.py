@@ -16,7 +16,7 @@ import pandas as pd
 
 from gradcheck.schemes.registry import SCHEMES as SCHEME_RECORDS
 
-from ._common import (SCHEME_COLOR, figure_main, plt, save, say, size_of, write_table)
+from ._common import SCHEME_COLOR, figure_main, plt, save, say, size_of, write_table
 from ._engine import trained_runs
 from ._toy import toy_seeds, toy_spec
 

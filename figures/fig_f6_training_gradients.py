@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ._common import SCHEME_COLOR, figure_main, plt, save, say, size_of, write_table
-from ._engine import trained_runs, tracked
+from ._engine import tracked, trained_runs
 from ._toy import TRACK_BATCH, toy_seeds, toy_spec
 
 NAME = "F6"

@@ -19,13 +19,12 @@ import numpy as np
 import pandas as pd
 
 from gradcheck._threads import single_threaded
-from gradcheck.schemes.registry import SCHEMES as SCHEME_RECORDS
 from gradcheck.schemes import kaiming_gain
+from gradcheck.schemes.registry import SCHEMES as SCHEME_RECORDS
 from gradcheck.spec import RunSpec
 from gradcheck.theory.meanfield import shrink_prediction
 
-from ._common import (SCHEME_COLOR, SCHEME_MARKER, figure_main, plt, save, say, size_of,
-                      write_table)
+from ._common import SCHEME_COLOR, SCHEME_MARKER, figure_main, plt, save, say, size_of, write_table
 from ._engine import geometric_mean, probe_tables, trained_runs
 from ._toy import toy_seeds, toy_spec
 

@@ -18,8 +18,7 @@ import pandas as pd
 
 from gradcheck._threads import single_threaded
 from gradcheck.spec import RunSpec
-from gradcheck.theory.randmat import (deep_linear_moments, fuss_catalan_curve,
-                                      fuss_catalan_moment)
+from gradcheck.theory.randmat import deep_linear_moments, fuss_catalan_curve, fuss_catalan_moment
 
 from ._common import SCHEME_COLOR, as_bool, figure_main, plt, save, say, size_of, write_table
 from ._engine import probe_tables

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from .schemes.registry import NAMES as SCHEME_NAMES, SCALED_SCHEMES
+from .schemes.registry import NAMES as SCHEME_NAMES
+from .schemes.registry import SCALED_SCHEMES
 from .spec import RunSpec, SpecError, parse_seeds
 
 
@@ -196,9 +197,8 @@ def cmd_train(ns) -> int:
 
 
 def cmd_track(ns) -> int:
-    from .track import track
-
     from .spec import CAPS
+    from .track import track
 
     for flag, val in (("batch", ns.batch), ("spectra_inputs", ns.spectra_inputs)):
         lo = 1 if flag == "batch" else 0

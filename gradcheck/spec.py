@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from .archs import ACTIVATIONS, ARCHS, OUTPUTS
 from .schemes import MODES, SCHEMES
-from .schemes.registry import SCALED_SCHEMES, SCHEMES as SCHEME_RECORDS
+from .schemes.registry import SCALED_SCHEMES
+from .schemes.registry import SCHEMES as SCHEME_RECORDS
 
 INPUTS = ("gaussian", "ring", "grid", "shapes")
 #: data-set inputs read from a file (``npy:PATH`` with shape (N, *input_shape))

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report.io import staged_dir, write_csv, write_json
 from .pipeline import run
+from .report.io import staged_dir, write_csv, write_json
 from .spec import RunSpec, SpecError
 from .theory.bounds import prod_except
 from .train.checkpoint import checkpoint_files

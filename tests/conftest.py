@@ -16,10 +16,9 @@ import pytest
 import torch
 from torch import nn
 
-from gradcheck.schemes.registry import NAMES as SCHEME_NAMES
-
 from gradcheck.models import Discriminator, conv_stack, mlp
 from gradcheck.schemes import apply_scheme
+from gradcheck.schemes.registry import NAMES as SCHEME_NAMES
 
 EPS = float(torch.finfo(torch.float64).eps)
 

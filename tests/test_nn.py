@@ -15,11 +15,11 @@ from contextlib import contextmanager
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import EPS, assert_rel_close
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 import gradcheck.nn as gnn
-from conftest import EPS, assert_rel_close
 from gradcheck.nn import PowerSpectralScaling, bidirectional_spectral_norm, scaled_spectral_norm
 from gradcheck.schemes import scaling_of
 

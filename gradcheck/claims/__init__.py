@@ -10,11 +10,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import (c1_gradient_bound, c2_equal_allocation, c3_sn_map_gradient, c4_hessian_bound,
-               c5_gaussian_opnorm, c6_sn_lecun, c7_meanfield, c8_strict_sn, c9_bsn,
-               c11_graph_bound)
-from ._base import (CHECK_COLUMNS, KINDS, PREMISES, Claim, Context, Setting, failed_premise,
-                    identity_holds, inequality_holds, na, row)
+from . import (
+    c1_gradient_bound,
+    c2_equal_allocation,
+    c3_sn_map_gradient,
+    c4_hessian_bound,
+    c5_gaussian_opnorm,
+    c6_sn_lecun,
+    c7_meanfield,
+    c8_strict_sn,
+    c9_bsn,
+    c11_graph_bound,
+)
+from ._base import (
+    CHECK_COLUMNS,
+    KINDS,
+    PREMISES,
+    Claim,
+    Context,
+    Setting,
+    failed_premise,
+    identity_holds,
+    inequality_holds,
+    na,
+    row,
+)
 
 MODULES = (c1_gradient_bound, c2_equal_allocation, c3_sn_map_gradient, c4_hessian_bound,
            c5_gaussian_opnorm, c6_sn_lecun, c7_meanfield, c8_strict_sn, c9_bsn, c11_graph_bound)

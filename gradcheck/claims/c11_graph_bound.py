@@ -16,8 +16,17 @@ import numpy as np
 
 from ..theory.bounds import SUP_SECOND
 from ..theory.graph import layer_bounds
-from ._base import (Claim, Context, failed_premise, hessians, inequality_holds, na, overflow,
-                    row, worst_ratio)
+from ._base import (
+    Claim,
+    Context,
+    failed_premise,
+    hessians,
+    inequality_holds,
+    na,
+    overflow,
+    row,
+    worst_ratio,
+)
 
 _GRAPH = ("supported_nodes", "bias_free", "known_output")
 

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..archs import resnet_downsamples
 from ._common import make_activation, make_output
-from ..archs import resnet_downsamples, resnet_layer_count
 
 
 class ResBlock(nn.Module):

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .facts import ModelFacts, measure_facts
 from .gradients import GradientNorms, gradient_norms
 from .jacobian import JacobianOptions, Spectrum, jacobian_spectra
-from .facts import ModelFacts, measure_facts
 from .layers import LayerInfo, record
 from .norms import LayerNorms, layer_norms
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-
 from .trace import PROBE_TYPES
 
 

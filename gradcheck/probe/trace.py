@@ -320,8 +320,10 @@ def trace(model: nn.Module, x: torch.Tensor) -> tuple[Tracer, torch.Tensor]:
 
     ``x`` must already require grad; the caller turns the tracer into a tape.
     """
-    from torch.nn.modules.module import (register_module_forward_hook,
-                                         register_module_forward_pre_hook)
+    from torch.nn.modules.module import (
+        register_module_forward_hook,
+        register_module_forward_pre_hook,
+    )
 
     tr = Tracer(model)
     tr.source(x)

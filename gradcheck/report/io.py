@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
 #: every directory gradcheck writes carries this manifest: {"kind": ..., "version": ...}
 MANIFEST = "gradcheck.json"
 KINDS = ("run", "train", "track", "prove", "figures", "sweep")

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy
 import torch
 
 from .. import __version__
-from typing import TYPE_CHECKING
 from .io import staged_dir, write_csv, write_json, write_npz
 from .tables import claim_summary, gradient_control_table, vanishing_rates
 

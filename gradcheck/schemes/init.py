@@ -12,7 +12,6 @@ import math
 import torch
 from torch import nn
 
-from .registry import INIT_SCHEMES, NAMES as SCHEMES, SCALED_SCHEMES, SPECTRAL_SCHEMES
 from .registry import get as _scheme
 
 

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .registry import DIVISORS
+from .registry import SCHEMES as _SCHEMES
 from .sigma import conv_adjoint, conv_forward, conv_operator_norm, sigma_R, sigma_R2
-
-from .registry import DIVISORS, SCHEMES as _SCHEMES
 
 #: scheme name -> the divisor its SpectralScaling uses (from the scheme registry)
 SN_KINDS = {n: s.divisor for n, s in _SCHEMES.items() if s.spectral}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import quad
 
+
 def gauss_mean(f, q: float) -> float:
     """``E[f(z)]`` for ``z ~ N(0, q)`` by adaptive quadrature on ``[-12 sd, 12 sd]``.
 

@@ -34,14 +34,24 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+from conftest import (
+    ALL_CASES,
+    CONV_CASES,
+    EPS,
+    MLP_CASES,
+    SCHEME_CASES,
+    NetCase,
+    assert_rel_close,
+    conv_case,
+    custom_conv_case,
+    with_scheme,
+)
 from torch import nn
 from torch.func import grad
 
-from conftest import (ALL_CASES, CONV_CASES, EPS, MLP_CASES, SCHEME_CASES, NetCase,
-                      assert_rel_close, conv_case, custom_conv_case, with_scheme)
 from gradcheck import reference as R
 from gradcheck.probe import JacobianOptions, ProbeOptions, probe
-from gradcheck.probe.jacobian import _Operator, _operator_spectrum   # private: matvec counts
+from gradcheck.probe.jacobian import _Operator, _operator_spectrum  # private: matvec counts
 from gradcheck.probe.layers import record
 
 GRAD_RTOL = 1e-10

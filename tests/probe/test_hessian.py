@@ -21,17 +21,22 @@ import math
 
 import pytest
 import torch
+from conftest import ALL_CASES, EPS, assert_rel_close, mlp_case, with_scheme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.func import functional_call, hessian
 
-from conftest import ALL_CASES, EPS, assert_rel_close, mlp_case, with_scheme
 from gradcheck import reference as R
 from gradcheck.models import Discriminator
 from gradcheck.probe import ProbeError, ProbeOptions, probe
-from gradcheck.probe.hessian import (EXACT_MAX, effective_weight_grads, raw_weight_grads,
-                                     raw_weight_hessian_opnorm, weight_hessian_opnorm)
+from gradcheck.probe.hessian import (
+    EXACT_MAX,
+    effective_weight_grads,
+    raw_weight_grads,
+    raw_weight_hessian_opnorm,
+    weight_hessian_opnorm,
+)
 from gradcheck.probe.layers import record
 from gradcheck.schemes import apply_scheme
 
@@ -304,7 +309,7 @@ def test_bad_arguments(seed):
 def test_power_iteration_fallback_known_answer():
     """The fallback used when ARPACK stops on an invariant start: power iteration on ``H^2``
     recovers ``max |eig|`` of a diagonal operator with eigenvalues of both signs."""
-    from gradcheck.probe.hessian import _power_opnorm   # private: the fallback itself
+    from gradcheck.probe.hessian import _power_opnorm  # private: the fallback itself
 
     d = torch.tensor([0.5, -3.0, 2.0, 0.0], dtype=torch.float64).numpy()
     v0 = torch.ones(4, dtype=torch.float64).numpy()

@@ -20,12 +20,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import CONV_CASES, EPS, MLP_CASES, assert_rel_close, conv_case, mlp_case, with_scheme
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from conftest import (CONV_CASES, EPS, MLP_CASES, assert_rel_close, conv_case, mlp_case,
-                      with_scheme)
 from gradcheck.models import Discriminator, mlp
 from gradcheck.probe import ProbeOptions, probe
 from gradcheck.schemes import apply_scheme

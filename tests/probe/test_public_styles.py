@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 import zoo
+from torch import nn
 from zoo import CHAIN, RESIDUAL, ZOO, oracle_layer_grads
 
 RTOL = 1e-10

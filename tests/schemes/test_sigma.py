@@ -17,9 +17,18 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from gradcheck.schemes.sigma import (conv_adjoint, conv_forward, conv_operator_norm, conv_padding,
-                                     conv_singular_values_fft, module_operator_norm,
-                                     patch_multiplicity, sigma_R, sigma_R2, top_singular_vectors)
+from gradcheck.schemes.sigma import (
+    conv_adjoint,
+    conv_forward,
+    conv_operator_norm,
+    conv_padding,
+    conv_singular_values_fft,
+    module_operator_norm,
+    patch_multiplicity,
+    sigma_R,
+    sigma_R2,
+    top_singular_vectors,
+)
 
 EPS = torch.finfo(torch.float64).eps
 LANCZOS_RTOL = 1e-9  # brief: sigma to 1e-9 relative; ARPACK tol=1e-10 gives <= ~5e-11

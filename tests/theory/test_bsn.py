@@ -12,8 +12,15 @@ from hypothesis import strategies as st
 
 from gradcheck.models import SNGAN_CONVS
 from gradcheck.schemes.sigma import sigma_R, sigma_R2
-from gradcheck.theory.bsn import (bsn_divisor, bsn_effective_std, bsn_xavier_constant,
-                                  effective_std, gradient_control, sn_lecun_constant, xavier_std)
+from gradcheck.theory.bsn import (
+    bsn_divisor,
+    bsn_effective_std,
+    bsn_xavier_constant,
+    effective_std,
+    gradient_control,
+    sn_lecun_constant,
+    xavier_std,
+)
 from gradcheck.theory.meanfield import shrink_prediction
 from gradcheck.theory.randmat import gordon_upper, opnorm_finite_size
 

@@ -11,8 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradcheck.models import SNGAN_CONVS
-from gradcheck.theory.meanfield import (gauss_mean, gaussian_opnorm, kappas, output_d, predict,
-                                        shrink_prediction)
+from gradcheck.theory.meanfield import (
+    gauss_mean,
+    gaussian_opnorm,
+    kappas,
+    output_d,
+    predict,
+    shrink_prediction,
+)
 from gradcheck.theory.randmat import gordon_upper
 
 pytestmark = pytest.mark.usefixtures("single_blas_thread")

@@ -13,13 +13,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import quad
 
-from gradcheck.theory.randmat import (deep_linear_moments, deep_linear_sq_singular_values,
-
-                                      expected_gaussian_norm, fuss_catalan_cdf,
-                                      fuss_catalan_curve, fuss_catalan_density,
-                                      fuss_catalan_edge, fuss_catalan_moment,
-                                      fuss_catalan_numeric_moment, fuss_catalan_sample,
-                                      gordon_lower, gordon_upper, opnorm_finite_size)
+from gradcheck.theory.randmat import (
+    deep_linear_moments,
+    deep_linear_sq_singular_values,
+    expected_gaussian_norm,
+    fuss_catalan_cdf,
+    fuss_catalan_curve,
+    fuss_catalan_density,
+    fuss_catalan_edge,
+    fuss_catalan_moment,
+    fuss_catalan_numeric_moment,
+    fuss_catalan_sample,
+    gordon_lower,
+    gordon_upper,
+    opnorm_finite_size,
+)
 
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
 

@@ -18,15 +18,23 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import EPS, assert_rel_close
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import EPS, assert_rel_close
 from gradcheck.schemes.sigma import sigma_R
 from gradcheck.theory.bounds import SUP_SECOND, c1_bound
-from gradcheck.theory.reparam import (c2b_lhs, c2b_rhs, c3b_bound, c3b_dense_bound, c4_bound,
-                                      nuclear_norm, scaled_gradient_factors, sn_raw_gradient,
-                                      top_singular_triple)
+from gradcheck.theory.reparam import (
+    c2b_lhs,
+    c2b_rhs,
+    c3b_bound,
+    c3b_dense_bound,
+    c4_bound,
+    nuclear_norm,
+    scaled_gradient_factors,
+    sn_raw_gradient,
+    top_singular_triple,
+)
 
 
 def tol(n: int) -> float:

@@ -21,9 +21,22 @@ import scipy.stats
 import torch
 
 from gradcheck.train.data import (
-    CIFAR_DIR, DATASETS, DataError, ModeStats, gaussian_frechet, grid, grid_centres,
-    image_features, image_proxy, load_cifar10_tarball, load_npy, make_dataset, mode_stats, ring,
-    ring_centres, shapes,
+    CIFAR_DIR,
+    DATASETS,
+    DataError,
+    ModeStats,
+    gaussian_frechet,
+    grid,
+    grid_centres,
+    image_features,
+    image_proxy,
+    load_cifar10_tarball,
+    load_npy,
+    make_dataset,
+    mode_stats,
+    ring,
+    ring_centres,
+    shapes,
 )
 
 P_3STD = 1 - math.exp(-4.5)           # P(chi2_2 <= 9): share of true samples within 3 std
