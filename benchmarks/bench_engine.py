@@ -74,8 +74,8 @@ def main(argv=None) -> int:
         ref = naive_grad_norms(model, xb).numpy()
         got = gradient_norms(record(model, xb)).weight_grad
         assert abs(got - ref).max() <= 1e-10 * abs(ref).max(), "engine and baseline disagree"
-        grad_rows.append((B, _time(lambda: gradient_norms(record(model, xb))),
-                          _time(lambda: naive_grad_norms(model, xb))))
+        grad_rows.append((B, _time(lambda xb=xb: gradient_norms(record(model, xb))),
+                          _time(lambda xb=xb: naive_grad_norms(model, xb))))
     eng_s = _time(lambda: jacobian_spectra(model, x, JacobianOptions()), repeat=1)
     base_s = _time(lambda: naive_spectra(model, x), repeat=1)
     print(f"MLP depth {a.depth}, width {a.width}, {a.batch} inputs, float64, "

@@ -106,7 +106,7 @@ def tracked(run_dir: Path, batch: int, say=lambda m: None) -> pd.DataFrame:
     metrics = Path(run_dir) / "metrics.csv"
     if not (table.exists() and table.stat().st_mtime >= metrics.stat().st_mtime):
         say(f"probing the checkpoints of {Path(run_dir).name}")
-        track(Path(run_dir), batch=batch, spectra_inputs=0)
+        track(Path(run_dir), batch=batch, spectra_inputs=0, overwrite=True)   # our own cache
     return pd.read_csv(table)
 
 

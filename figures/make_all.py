@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     print(f"gradcheck figures: {', '.join(ids)} ({mode} mode) -> {out}", flush=True)
-    failed, times = [], {}
+    failed, times, logs = [], {}, []
     t_all = time.perf_counter()
     if not args.draw_only:
         from gradcheck.report.io import write_manifest
@@ -129,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
         except Exception as e:  # noqa: BLE001 - report, go on with the other figures
             failed.append(fid)
             log = _log_traceback(e, fid)
+            logs.append(log)
+            for ext in ("csv", "png", "pdf"):     # no half-made figure is left behind
+                if not args.draw_only:
+                    (out / f"{fid.lower()}.{ext}").unlink(missing_ok=True)
             print(f"[{k}/{len(ids)}] {fid} FAILED after {time.perf_counter() - t0:.1f} s: "
                   f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
                   f"(traceback in {log})", flush=True)
@@ -140,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(times)}/{len(ids)} figures in {total:.1f} s"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)
     if failed:
-        print(f"gradcheck figures: internal error: {', '.join(failed)} failed (see the "
-              "traceback logs named above)", file=sys.stderr)
+        print(f"gradcheck: internal error: figure(s) {', '.join(failed)} failed (traceback "
+              f"in {', '.join(logs)})", file=sys.stderr)
     return 3 if failed else 0      # a failed figure is an internal error, never 'violated'
 
 
@@ -164,9 +168,23 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         check_out(args, parse_only(args.only))
     except UsageError as e:
-        print(f"gradcheck figures: error: {e}", file=sys.stderr)
+        print(f"gradcheck: error: {e}", file=sys.stderr)
         return 2
-    return run(args)
+    out = Path(args.out)
+    fresh = not out.exists()
+    try:
+        code = run(args)
+        if code and fresh and out.exists() and not any(out.glob("f[1-8].csv")):
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)   # nothing made: leave nothing behind
+        return code
+    except KeyboardInterrupt:
+        if fresh and out.exists():        # an interrupted first run leaves nothing behind
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 if __name__ == "__main__":

@@ -17,33 +17,24 @@ from ._errors import _say, internal_error
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-def _interrupt(signum, frame):           # SIGTERM behaves like Ctrl-C: unwind, clean up, 130
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with every outcome mapped onto the exit codes above."""
+    from ._errors import arm_signals, defer_signals, deferring
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    pending: list[int] = []
-    # while numpy / scipy / torch import, a KeyboardInterrupt can leave a half-initialised
-    # module behind (seen: RecursionError in numpy's __getattr__): defer signals until then
-    defer = lambda signum, frame: pending.append(signum)  # noqa: E731
-    old = {s: signal.signal(s, defer) for s in (signal.SIGINT, signal.SIGTERM)}
+    defer_signals()                    # until the heavy imports are done (see _errors.preload)
     try:
-        try:
-            from .cli import main as cli_main
-        finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler
-                          if old[signal.SIGINT] is not signal.SIG_IGN else signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, _interrupt)
-        if pending:
-            raise KeyboardInterrupt
-        return cli_main(argv)
+        from .cli import main as cli_main
+
+        code = cli_main(argv)
+        if deferring():                # never reached preload (e.g. a usage error)
+            arm_signals()
+        return code
     except KeyboardInterrupt:
+        for s in (signal.SIGINT, signal.SIGTERM):      # a second Ctrl-C: ignored from here on
+            signal.signal(s, signal.SIG_IGN)
         _say("gradcheck: interrupted")
         return EXIT_INTERRUPTED
-    except MemoryError as e:
-        return internal_error(e, argv)
     except Exception as e:  # noqa: BLE001 - the last line of defence: exit 3, never 1
         return internal_error(e, argv)
 

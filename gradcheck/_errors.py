@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 EXIT_INTERNAL = 3
@@ -41,3 +42,66 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
+
+
+_PENDING: list[int] = []
+_DEFERRING = False
+
+
+def _defer(signum, frame):
+    _PENDING.append(signum)
+
+
+def _interrupt(signum, frame):           # SIGTERM behaves like Ctrl-C: unwind, clean up, 130
+    raise KeyboardInterrupt
+
+
+def defer_signals() -> None:
+    """From process start until :func:`preload`: SIGINT / SIGTERM are recorded, not raised
+    (a KeyboardInterrupt inside numpy's, scipy's or torch's import can leave a half-initialised
+    module behind: seen, a RecursionError in numpy's ``__getattr__`` instead of exit 130)."""
+    global _DEFERRING
+    _DEFERRING = True
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _defer)
+
+
+def arm_signals() -> None:
+    """Real handlers from now on (SIGINT even where the parent left it ignored: a shell's
+    background job, a CI runner); a signal that arrived while deferred is raised now."""
+    global _DEFERRING
+    _DEFERRING = False
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    if _PENDING:
+        _PENDING.clear()
+        raise KeyboardInterrupt
+
+
+def deferring() -> bool:
+    return _DEFERRING
+
+
+def preload() -> None:
+    """Import the heavy libraries with SIGINT / SIGTERM deferred, then honour a deferred one.
+
+    Commands call this once their flags are validated (bad flags are answered in
+    milliseconds) and before their long work; in-process callers (tests) get the same
+    protection around the imports with their own handlers restored afterwards.
+    """
+    outer = _DEFERRING
+    saved = {} if outer else {s: signal.signal(s, _defer)
+                              for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        import numpy  # noqa: F401
+        import pandas  # noqa: F401
+        import scipy.sparse.linalg  # noqa: F401
+        import torch  # noqa: F401
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+    if outer:
+        arm_signals()
+    elif _PENDING:
+        _PENDING.clear()
+        raise KeyboardInterrupt

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from ._errors import preload
 from .schemes.registry import NAMES as SCHEME_NAMES
 from .schemes.registry import SCALED_SCHEMES
 from .spec import RunSpec, SpecError, parse_seeds
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--spectra-inputs", type=int, default=0,
                    help="inputs that get Jacobian spectra per checkpoint (default 0)")
     k.add_argument("--quiet", action="store_true")
+    k.add_argument("--force", action="store_true", help="overwrite an earlier RUN_DIR/track")
     return p
 
 
@@ -165,18 +167,21 @@ TRAIN_FLAGS = {
 
 def cmd_train(ns) -> int:
     from .spec import TrainSpec, validate_train
-    from .train.checkpoint import CheckpointError, checkpoint_files
-    from .train.gan import train
+    from .train.checkpoint import checkpoint_files
 
     fields = {f: getattr(ns, f) for f, _, _ in TRAIN_FLAGS.values() if hasattr(ns, f)}
     spec = validate_train(TrainSpec(**fields))
     check_out_dir(ns.out, force=False, kind="train", resume=True)
+    from .resources import check_train_resources
+
+    check_train_resources(spec)
+    preload()
     if ns.no_resume and checkpoint_files(ns.out):
         raise SpecError(f"argument --out: {ns.out} already holds checkpoints (--no-resume)")
-    try:
-        from .train.data import DataError
-    except ImportError:  # pragma: no cover
-        DataError = ValueError
+    from .train.checkpoint import CheckpointError
+    from .train.data import DataError
+    from .train.gan import train
+
     try:
         t = train(spec, ns.out, resume=True, progress=not ns.quiet)
     except (CheckpointError, DataError) as e:
@@ -186,7 +191,7 @@ def cmd_train(ns) -> int:
         d = t.diverged
         print(f"diverged at step {d['step']} (non-finite loss: loss_d {d['loss_d']}, loss_g "
               f"{d['loss_g']}); training stopped, checkpoints and metrics up to the last finite "
-              f"step kept, recorded in {ns.out / 'divergence.json'}", file=sys.stderr)
+              f"step kept, recorded in {ns.out / 'summary.json'}", file=sys.stderr)
         return 0
     if not ns.quiet:
         print(f"trained {spec.steps} steps ({spec.scheme} D on {spec.data}) in "
@@ -207,8 +212,14 @@ def cmd_track(ns) -> int:
                             f"[{lo}, {CAPS[flag]}]; got {val}")
     if not ns.run_dir.is_dir():
         raise SpecError(f"argument RUN_DIR: {ns.run_dir} is not a directory")
+    from .report.io import dir_kind
+
+    if dir_kind(ns.run_dir) != "train":
+        raise SpecError(f"argument RUN_DIR: {ns.run_dir} is not a gradcheck training run")
+    check_out_dir(ns.run_dir / "track", ns.force, kind="track")
+    preload()
     say = (lambda m: None) if ns.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    report = track(ns.run_dir, ns.batch, ns.spectra_inputs, say)
+    report = track(ns.run_dir, ns.batch, ns.spectra_inputs, say, overwrite=ns.force)
     print((ns.run_dir / "track" / "c10.md").read_text())
     return 0 if report["c1_holds_every_checkpoint"] else 1
 
@@ -223,6 +234,7 @@ def cmd_prove(ns) -> int:
     if ns.seed < 0:
         raise SpecError(f"argument --seed: must be a non-negative integer; got {ns.seed}")
     check_out_dir(ns.out, ns.force, kind="prove")
+    preload()
 
     only = [c.strip().upper() for c in ns.only.split(",")] if ns.only else None
     known = {m.__name__.split(".")[-1].split("_")[0].upper() for m in claim_modules()}
@@ -338,6 +350,7 @@ def cmd_run(ns) -> int:
     from .resources import check_resources
 
     check_resources(spec)
+    preload()
     from .pipeline import run
     from .probe import ProbeError
     from .report.run_dir import write_run
@@ -381,16 +394,27 @@ _USER_OS_ERRORS = {"ENOSPC", "EACCES", "EROFS", "EDQUOT", "ENAMETOOLONG", "ENOTD
                    "EPERM", "EEXIST", "ENOENT"}
 
 
+def _ignore_signals() -> None:
+    import signal
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(s, signal.SIG_IGN)
+        except ValueError:                        # not the main thread (tests in threads)
+            pass
+
+
 def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["figures"]:                   # its flags live with the figure scripts
+        preload()
         from figures.make_all import main as figures_main
 
         return figures_main(argv[1:])
     parser = build_parser()
     ns = parser.parse_args(argv)
     if ns.command is None:
-        parser.print_help()
-        return 2
+        raise UsageError("give a subcommand: run, prove, train, track or figures "
+                         "(gradcheck --help describes them)")
     return {"run": cmd_run, "prove": cmd_prove, "train": cmd_train,
             "track": cmd_track}[ns.command](ns)
 
@@ -403,12 +427,18 @@ def main(argv: list[str] | None = None) -> int:
     interrupted (SIGINT, SIGTERM).
     """
     import errno
+    import warnings
 
     from ._errors import internal_error
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _dispatch(argv)
+        with warnings.catch_warnings():
+            # numpy's overflow / invalid-value warnings are measurements here (rows marked
+            # 'overflow'); torch's pickle and deprecation warnings are not the user's business
+            for category in (RuntimeWarning, UserWarning, DeprecationWarning, FutureWarning):
+                warnings.simplefilter("ignore", category)
+            return _dispatch(argv)
     except (UsageError, SpecError) as e:
         msg = " ".join(str(e).split("\n")).strip()
         print(f"gradcheck: error: {msg}", file=sys.stderr)
@@ -417,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
+        _ignore_signals()                         # a second Ctrl-C must not kill the cleanup
         print("gradcheck: interrupted", file=sys.stderr)
         return 130
     except OSError as e:                          # full disk, read-only or forbidden path

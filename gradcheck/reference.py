@@ -113,9 +113,9 @@ def _bake(module: nn.Module, dtype: torch.dtype) -> nn.Module:
             hooks = getattr(sub, attr, None)
             if hooks:
                 raise ValueError(
-                    f"{type(sub).__name__} carries {attr} ({list(hooks.values())!r}); the reference "
-                    "oracle only removes parametrizations and legacy spectral_norm/weight_norm hooks. "
-                    "Remove other hooks before calling it.")
+                    f"{type(sub).__name__} carries {attr} ({list(hooks.values())!r}); the "
+                    "reference oracle only removes parametrizations and legacy "
+                    "spectral_norm/weight_norm hooks. Remove other hooks before calling it.")
     return module.to(dtype)
 
 
@@ -188,7 +188,8 @@ def _run(seq: nn.Sequential, h: Tensor, start: int, stop: int) -> Tensor:
 def _as_scalar_per_sample(out: Tensor) -> Tensor:
     """Reshape a network output to ``(B,)``, checking it holds one scalar per sample."""
     if out.numel() != out.shape[0]:
-        raise ValueError(f"model output has shape {tuple(out.shape)}; expected one scalar per sample")
+        raise ValueError(f"model output has shape {tuple(out.shape)}; "
+                         "expected one scalar per sample")
     return out.reshape(out.shape[0])
 
 
@@ -216,7 +217,8 @@ def layer_tensors(model: nn.Module, x: Tensor) -> tuple[list[Tensor], Tensor]:
         x: batched input ``(B, ...)``.
 
     Returns:
-        ``([h[0], ..., h[L-1]], D)``: ``h[i]`` of shape ``(B, *)``, ``D`` of shape ``(B,)``, float64.
+        ``([h[0], ..., h[L-1]], D)``: ``h[i]`` of shape ``(B, *)``, ``D`` of shape ``(B,)``,
+        float64.
     """
     seq = materialize(model)
     positions = set(_probe_positions(seq))
@@ -312,7 +314,8 @@ def layer_jacobian(model: nn.Module, x1: Tensor, i: int) -> Tensor:
     """Per-layer Jacobian ``d h[i+1] / d h[i]`` at ONE sample ``x1`` (no batch dimension).
 
     It covers probe layer ``i`` and every parameter-free module up to the next probe layer
-    (activation, Flatten); for ``i = L-1`` it is the row ``dD/dh[L-1]`` (output activation included).
+    (activation, Flatten); for ``i = L-1`` it is the row ``dD/dh[L-1]`` (output activation
+    included).
 
     Returns:
         Dense float64 matrix of shape ``(numel h[i+1], numel h[i])``.
@@ -355,11 +358,12 @@ def dense_conv_matrix(conv: nn.Conv2d, input_shape: Sequence[int],
     Args:
         conv: the layer (parametrizations / legacy spectral norm are resolved to eval-mode weights).
         input_shape: ``(c_in, H, W)``.
-        weight: kernel to use instead of ``conv``'s effective weight, ``(c_out, c_in/groups, k, k)``.
+        weight: kernel to use instead of ``conv``'s effective weight,
+            ``(c_out, c_in/groups, k, k)``.
 
     Returns:
-        Float64 matrix of shape ``(c_out * H_out * W_out, c_in * H * W)``; ``M @ x.flatten()`` equals
-        ``conv(x[None]).flatten()`` without bias.
+        Float64 matrix of shape ``(c_out * H_out * W_out, c_in * H * W)``; ``M @ x.flatten()``
+        equals ``conv(x[None]).flatten()`` without bias.
     """
     if not isinstance(conv, nn.Conv2d):
         raise ValueError(f"dense_conv_matrix needs an nn.Conv2d; got {type(conv).__name__}")

@@ -103,4 +103,46 @@ def check_resources(spec, available: int | None = None) -> None:
                     "shrink it)")
 
 
-__all__ = ["available_bytes", "estimate", "check_resources"]
+def train_estimate(spec) -> dict[str, float]:
+    """Estimated peak bytes of ``gradcheck train`` (float32 weights, gradients and two Adam
+    moments for D and G; activations of one batch), from the resolved TrainSpec."""
+    r = spec.resolved()
+    side = 32
+    if isinstance(r.data, str) and r.data.startswith("npy:"):
+        try:
+            import numpy as np
+
+            side = int(np.load(r.data[4:], mmap_mode="r", allow_pickle=False).shape[-1])
+        except Exception:  # noqa: BLE001 - the loader reports unreadable files
+            pass
+    if r.is_toy:
+        d_params = r.depth * r.width * r.width
+        acts = r.depth * r.width
+    else:
+        d_params = r.depth * 16 * r.channels * r.channels + r.channels * side * side
+        acts = r.depth * r.channels * side * side
+    g_params = 3 * min(r.width, 128) ** 2 * (1 if r.is_toy else 16) + r.z_dim * r.width
+    weights = 4 * 4 * (d_params + g_params)                 # weights, grads, 2 Adam moments
+    activations = 4 * 4 * r.batch * acts
+    return dict(weights=weights, activations=activations, total=weights + activations)
+
+
+def check_train_resources(spec, available: int | None = None) -> None:
+    """Raise SpecError when a training run cannot fit in memory (before loading data)."""
+    from .spec import SpecError
+
+    est = train_estimate(spec)
+    avail = available_bytes() if available is None else available
+    if est["total"] <= 0.8 * avail:
+        return
+    flag = "--width" if spec.resolved().is_toy else "--channels"
+    if est["activations"] > est["weights"]:
+        flag = "--batch"
+    raise SpecError(f"argument {flag}: training needs about {est['total'] / 2**30:.3g} GiB of "
+                    f"memory (weights and optimiser state {est['weights'] / 2**30:.3g}, "
+                    f"activations {est['activations'] / 2**30:.3g} GiB) but "
+                    f"{avail / 2**30:.3g} GiB are available; lower {flag} (or --depth)")
+
+
+__all__ = ["available_bytes", "estimate", "check_resources", "train_estimate",
+           "check_train_resources"]

@@ -239,6 +239,9 @@ def validate(spec: RunSpec) -> RunSpec:
             src = "--checkpoint (the model comes from it)" if spec.checkpoint else \
                 "--model (the model is yours)"
             raise SpecError(f"argument --{given[0].replace('_', '-')}: does not apply with {src}")
+    if spec.model_input is not None and not spec.model:
+        raise SpecError("argument --input-shape: goes with --model (built-in models know their "
+                        "input shape)")
     if spec.checkpoint and spec.model:
         raise SpecError("arguments --checkpoint and --model: give at most one of them")
     if spec.weights and not spec.model:

@@ -72,6 +72,7 @@ def user_model(spec: RunSpec, seed: int = 0) -> nn.Module:
 def checkpoint_model(spec: RunSpec) -> tuple[nn.Module, TrainSpec, int]:
     """D of a training checkpoint (weights and SN state restored), its TrainSpec and step."""
     from .train.checkpoint import CheckpointError, load_checkpoint
+    from .train.data import DataError
     from .train.gan import build_discriminator, load_data
 
     try:
@@ -81,7 +82,11 @@ def checkpoint_model(spec: RunSpec) -> tuple[nn.Module, TrainSpec, int]:
         D = build_discriminator(tspec, data[:2])
         D.load_state_dict(state["D"])
     except CheckpointError as e:
-        raise SpecError(f"argument --checkpoint: {e}")
+        raise SpecError(f"argument --checkpoint: {e}") from None
+    except DataError as e:
+        raise SpecError(f"argument --checkpoint: its training data cannot be loaded ({e}); "
+                        "restore the file at that path to probe on the data it was trained on"
+                        ) from None
     except (RuntimeError, KeyError, TypeError) as e:
         raise SpecError(f"argument --checkpoint: {spec.checkpoint} does not match its spec: "
                         f"{_lines(e)}")
@@ -94,7 +99,14 @@ def checkpoint_inputs(tspec: TrainSpec, batch: int, seed: int) -> torch.Tensor:
     """A batch of the checkpoint's training data, chosen by ``seed``."""
     from .train.gan import load_data
 
-    data = load_data(tspec)
+    from .train.data import DataError
+
+    try:
+        data = load_data(tspec)
+    except DataError as e:
+        raise SpecError(f"argument --checkpoint: its training data cannot be loaded ({e}); "
+                        "restore the file at that path to probe on the data it was trained on"
+                        ) from None
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:batch]
     return data[idx].double()
 

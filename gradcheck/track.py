@@ -52,8 +52,7 @@ def track(run_dir: Path, batch: int = 64, spectra_inputs: int = 0, progress=None
     report = c10_report(L_df, C_df, json.loads((run_dir / "spec.json").read_text())
                         if (run_dir / "spec.json").exists() else {})
     out = Path(out) if out else run_dir / "track"
-    with staged_dir(out, overwrite=True if overwrite or out == run_dir / "track" else False,
-                    kind="track") as t:
+    with staged_dir(out, overwrite=overwrite, kind="track") as t:
         write_csv(L_df, t / "layers.csv")
         write_csv(C_df, t / "checks.csv")
         write_json(report, t / "c10.json")

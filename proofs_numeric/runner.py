@@ -103,12 +103,13 @@ def prove(instances: int = 20, budget_seconds: float = 100.0, seed: int = 0,
         order += [c for c in m.CLAIMS if c not in order]
     all_rows = pd.DataFrame(rows)
     table = summarize(all_rows, seconds, counts, order)
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "prove.csv", index=False, float_format="%.17g", lineterminator="\n")
-        flat = all_rows.assign(params=all_rows.params.map(lambda p: json.dumps(p, sort_keys=True)))
-        flat.to_csv(out / "prove_instances.csv", index=False, float_format="%.17g",
-                    lineterminator="\n")
-        (out / "prove.md").write_text(markdown(table))
+    if out is not None:        # staged: a complete directory or none (the CLI checked --force)
+        from gradcheck.report.io import staged_dir, write_csv
+
+        with staged_dir(Path(out), overwrite=True, kind="prove") as tmp:
+            write_csv(table, tmp / "prove.csv")
+            flat = all_rows.assign(params=all_rows.params.map(
+                lambda p: json.dumps(p, sort_keys=True)))
+            write_csv(flat, tmp / "prove_instances.csv")
+            (tmp / "prove.md").write_text(markdown(table))
     return table, all_rows

@@ -87,7 +87,7 @@ def converge(module: nn.Module, steps: int = CONVERGED_STEPS) -> nn.Module:
             (torch.linalg.svdvals(m.detach()) for m in reshapes(raw(module), dim))]
     assert max(gaps) < GAP_MAX, f"premise: singular-value gaps {gaps} >= {GAP_MAX}"
     for _ in range(steps):
-        module.weight
+        _ = module.weight  # each access runs the parametrization (a power-iteration step)
     return module.eval()
 
 
@@ -122,7 +122,7 @@ def test_dense_bsn_is_ssn_exactly():
     for m in (a, b):
         m.train()
         for _ in range(7):
-            m.weight
+            _ = m.weight
         m.eval()
     assert torch.equal(a.weight, b.weight)
 
@@ -165,7 +165,7 @@ def test_dense_bsn_equals_torch_spectral_norm_after_convergence():
     with torch.no_grad():
         b.parametrizations.weight.original.copy_(raw(a))
     for _ in range(CONVERGED_STEPS):
-        b.weight
+        _ = b.weight
     b.eval()
     torch.testing.assert_close(a.weight, b.weight, rtol=1e-10, atol=0)
 

@@ -74,7 +74,8 @@ def small_conv(seed: int = 2, **kw) -> nn.Module:
 
 NETS = {
     "relu_mlp": (lambda: relu_mlp(activation="relu"), (5,)),
-    "tanh_mlp_sigmoid_bias": (lambda: relu_mlp(activation="tanh", output="sigmoid", bias=True), (5,)),
+    "tanh_mlp_sigmoid_bias": (lambda: relu_mlp(activation="tanh", output="sigmoid", bias=True),
+                              (5,)),
     "lrelu_conv_stride": (lambda: small_conv(stride_every=2), (2, 6, 6)),
     "relu_conv_bias": (lambda: small_conv(activation="relu", bias=True), (2, 6, 6)),
 }
@@ -354,8 +355,8 @@ def test_other_reparametrizations_materialize_to_eval_forward(legacy_weight_norm
     with torch.no_grad():
         expected = model.eval()(x)
     assert_close(plain(x).detach(), expected, 60)
-    assert_close(R.singular_values(R.effective_weights(model)[1]), torch.ones(4, dtype=torch.float64),
-                 4, "orthogonal parametrization")
+    assert_close(R.singular_values(R.effective_weights(model)[1]),
+                 torch.ones(4, dtype=torch.float64), 4, "orthogonal parametrization")
 
 
 def test_materialize_casts_and_copies():
@@ -432,8 +433,8 @@ def test_operator_norms_match_power_iteration_through_conv_and_adjoint(gen):
     probes = [m for m in model if isinstance(m, (nn.Linear, nn.Conv2d))]
     for i, (layer, hi) in enumerate(zip(probes, h)):
         if isinstance(layer, nn.Linear):
-            assert norms[i] == pytest.approx(float(torch.linalg.matrix_norm(layer.weight.detach(), 2)),
-                                             rel=1e-12)
+            want = float(torch.linalg.matrix_norm(layer.weight.detach(), 2))
+            assert norms[i] == pytest.approx(want, rel=1e-12)
             continue
         v = torch.randn(hi.shape, generator=gen, dtype=torch.float64)
         for _ in range(500):

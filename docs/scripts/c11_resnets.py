@@ -36,7 +36,8 @@ def summary(code: int, c: pd.DataFrame) -> str:
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp())
-    print("| subject | scheme | exit | C1 | C11 holds | C11 worst ratio |\n|---|---|---|---|---|---|")
+    print("| subject | scheme | exit | C1 | C11 holds | C11 worst ratio |\n"
+          "|---|---|---|---|---|---|")
     for s in SCHEMES:
         scale = ["--scale", "1.4"] if s in ("ssn", "bssn") else []
         code, c = gc(["--arch", "resnet", "--init", s, *scale], tmp / s)

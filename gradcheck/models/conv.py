@@ -1,4 +1,5 @@
-"""Plain convolutional discriminator of any depth: 3x3 convs, stride 2 every k layers, dense head."""
+"""Plain convolutional discriminator of any depth: 3x3 convs, stride 2 every k layers,
+dense head."""
 from __future__ import annotations
 
 from torch import nn

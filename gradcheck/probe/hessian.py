@@ -301,5 +301,5 @@ def effective_weight_grads(model: nn.Module, x: torch.Tensor
     return tape.D.detach(), [g.detach() for g in grads]
 
 
-__all__ = ["EXACT_MAX", "weight_hessian_opnorm", "weight_hessian_opnorms", "raw_weight_hessian_opnorm", "raw_weight_grads",
-           "effective_weight_grads"]
+__all__ = ["EXACT_MAX", "weight_hessian_opnorm", "weight_hessian_opnorms",
+           "raw_weight_hessian_opnorm", "raw_weight_grads", "effective_weight_grads"]

@@ -1,4 +1,7 @@
-"""Run plots (PNG). matplotlib is imported inside the functions: ``import gradcheck`` stays light."""
+"""Run plots (PNG).
+
+matplotlib is imported inside the functions: ``import gradcheck`` stays light.
+"""
 from __future__ import annotations
 
 from pathlib import Path

@@ -31,7 +31,10 @@ def fan_out(weight: torch.Tensor) -> int:
 
 
 def kaiming_gain(activation: str, slope: float) -> float:
-    """``g = sqrt(2 / (1 + alpha^2))``: alpha = slope for lrelu, 0 for relu, 1 (gain 1) otherwise."""
+    """``g = sqrt(2 / (1 + alpha^2))``.
+
+    alpha = slope for lrelu, 0 for relu, 1 (gain 1) otherwise.
+    """
     alpha = {"relu": 0.0, "lrelu": slope}.get(activation, 1.0)
     return math.sqrt(2.0 / (1.0 + alpha * alpha))
 

@@ -23,13 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .registry import DIVISORS
+from .registry import DIVISORS, MODES  # MODES is also re-exported from here
 from .registry import SCHEMES as _SCHEMES
 from .sigma import conv_adjoint, conv_forward, conv_operator_norm, sigma_R, sigma_R2
 
 #: scheme name -> the divisor its SpectralScaling uses (from the scheme registry)
 SN_KINDS = {n: s.divisor for n, s in _SCHEMES.items() if s.spectral}
-from .registry import MODES  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

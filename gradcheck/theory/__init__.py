@@ -1,1 +1,2 @@
-"""Formulas only: bounds, mean field, random matrices, reparametrisations, BSN, the C11 graph bound."""
+"""Formulas only: bounds, mean field, random matrices, reparametrisations, BSN, the C11 graph
+bound."""

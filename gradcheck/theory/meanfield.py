@@ -65,7 +65,8 @@ class MeanField:
 
     q: np.ndarray            # second moment per element of h_l (layer input)
     d: np.ndarray            # second moment per element of delta_l = dD/dz_l
-    chi: np.ndarray          # backward gain delta_l -> delta_{l-1}: kappa_{l-1} v_l f_l (chi_0: v_0 f_0)
+    # backward gain delta_l -> delta_{l-1}: kappa_{l-1} v_l f_l (chi_0: v_0 f_0)
+    chi: np.ndarray
     weight_grad_sq: np.ndarray   # E||dD/dW_l||_F^2 ~ N_l fan_in_l d_l q_l
     act_grad_sq: np.ndarray      # E||dD/dh_l||^2 ~ numel(h_l) v_l f_l d_l
 
@@ -84,18 +85,18 @@ def predict(v, fan_in, f, n_out, n_in, q0: float, activation: str, slope: float,
     q, pre = np.zeros(L), np.zeros(L)
     kf, kb = np.ones(L), np.ones(L)         # kappa of the activation after layer l (l < L-1)
     q[0] = q0
-    for l in range(L):
-        pre[l] = v[l] * fan_in[l] * q[l]
-        if l < L - 1:
-            kf[l], kb[l] = kappas(activation, slope, pre[l])
-            q[l + 1] = kf[l] * pre[l]
+    for i in range(L):
+        pre[i] = v[i] * fan_in[i] * q[i]
+        if i < L - 1:
+            kf[i], kb[i] = kappas(activation, slope, pre[i])
+            q[i + 1] = kf[i] * pre[i]
     d = np.zeros(L)
     d[L - 1] = output_d(output, pre[L - 1])
     chi = np.zeros(L)
-    for l in range(L - 1, -1, -1):
-        chi[l] = (kb[l - 1] if l > 0 else 1.0) * v[l] * f[l]
-        if l > 0:
-            d[l - 1] = chi[l] * d[l]
+    for i in range(L - 1, -1, -1):
+        chi[i] = (kb[i - 1] if i > 0 else 1.0) * v[i] * f[i]
+        if i > 0:
+            d[i - 1] = chi[i] * d[i]
     v, fan_in, f = map(np.asarray, (v, fan_in, f))
     return MeanField(q=q, d=d, chi=chi,
                      weight_grad_sq=np.asarray(n_out) * fan_in * d * q,

@@ -107,8 +107,8 @@ class Trainer:
 
     def restore(self, state: dict) -> None:
         if state["spec"] != self.spec.to_dict():
-            diff = [f"{k}: {state['spec'].get(k)!r} -> {v!r}" for k, v in self.spec.to_dict().items()
-                    if state["spec"].get(k) != v]
+            diff = [f"{k}: {state['spec'].get(k)!r} -> {v!r}"
+                    for k, v in self.spec.to_dict().items() if state["spec"].get(k) != v]
             raise CheckpointError("the run directory holds checkpoints of a different training "
                                   f"spec ({'; '.join(diff)}); use a new --out")
         try:
@@ -160,7 +160,7 @@ class Trainer:
             loss_d = F.relu(1 - D(real)).mean() + F.relu(1 + D(fake)).mean()
             self.opt_D.zero_grad(set_to_none=True)
             loss_d.backward()
-            grads = [float(raw_weight(l).grad.norm()) for l in self.layers]
+            grads = [float(raw_weight(layer).grad.norm()) for layer in self.layers]
             self.opt_D.step()
         D.eval()                                 # no power-iteration update during the G step
         loss_g = -D(G(self._z())).mean()
@@ -176,8 +176,8 @@ class Trainer:
         with torch.no_grad():
             fake = self.G(self._eval_z())
         row = dict(step=self.step, loss_d=info["loss_d"], loss_g=info["loss_g"])
-        for i, l in enumerate(self.layers):
-            row[f"raw_sigma_{i}"] = float(sigma_R(raw_weight(l).detach().double()))
+        for i, layer in enumerate(self.layers):
+            row[f"raw_sigma_{i}"] = float(sigma_R(raw_weight(layer).detach().double()))
         for i, g in enumerate(info["grads"]):
             row[f"grad_{i}"] = g
         row["input_grad_real"] = float(input_grad_norms(self.D, info["real"]).mean())
@@ -223,18 +223,18 @@ class Trainer:
         if self.step == 0:                      # the initial discriminator, for C10
             save_checkpoint(self.out / "ckpt_0.pt", self.state())
         self.diverged = None
-        (self.out / "divergence.json").unlink(missing_ok=True)    # rewritten if it diverges again
+        (self.out / "summary.json").unlink(missing_ok=True)    # rewritten at the end
         try:
             while self.step < end:
                 info = self.train_step()
                 if not all(math.isfinite(v) for v in (info["loss_d"], info["loss_g"])):
                     # a measurement for C10(f), not a crash: stop, keep what was written, and
-                    # say so in divergence.json (the last checkpoint is the last finite state)
+                    # say so in summary.json (the last checkpoint is the last finite state)
                     self.diverged = dict(step=self.step, loss_d=info["loss_d"],
                                          loss_g=info["loss_g"])
                     from ..report.io import write_json
 
-                    write_json(self.diverged, self.out / "divergence.json")
+                    write_json(dict(diverged=True, **self.diverged), self.out / "summary.json")
                     break
                 if self.step % self.spec.log_every == 0 or self.step == end:
                     row = self.metrics_row(info)
@@ -251,6 +251,10 @@ class Trainer:
         finally:
             bar.close()
             writer_file.close()
+        if self.diverged is None and self.step >= self.spec.steps:
+            from ..report.io import write_json
+
+            write_json(dict(diverged=False, step=self.step), self.out / "summary.json")
 
 
 def train(spec: TrainSpec, out: Path, resume: bool = True, progress: bool = True,

@@ -1,7 +1,8 @@
 """C2a (premise / not-applicable paths only: its check needs a model) and C2b (THEORY §2).
 
-C2b written out: ``lhs = ||x||^2 C^2 sum_t s_t^-2``, ``rhs = L ||x||^2 C^(2-2/L)``, ``C = prod s_t``;
-the row reports the smaller side first (``lhs`` column = ``L ||x||^2 C^(2-2/L)``), ratio <= 1.
+C2b written out: ``lhs = ||x||^2 C^2 sum_t s_t^-2``, ``rhs = L ||x||^2 C^(2-2/L)``,
+``C = prod s_t``; the row reports the smaller side first (``lhs`` column =
+``L ||x||^2 C^(2-2/L)``), ratio <= 1.
 """
 from __future__ import annotations
 

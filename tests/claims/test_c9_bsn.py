@@ -1,6 +1,6 @@
 """C9a (identity: dense sigma_R == sigma_R2) and C9b (prediction: BSN effective std / Xavier std
-vs ``c 2 sqrt((fan_in + fan_out)/2) / (sqrt(c_in k^2) + sqrt(c_out) + sqrt(c_out k^2) + sqrt(c_in))``),
-THEORY §3."""
+vs ``c 2 sqrt((fan_in + fan_out)/2)
+/ (sqrt(c_in k^2) + sqrt(c_out) + sqrt(c_out k^2) + sqrt(c_in))``), THEORY §3."""
 from __future__ import annotations
 
 import math

@@ -38,8 +38,9 @@ def test_sngan_matches_the_paper():
 def test_mlp_structure(act, cls):
     m = mlp(depth=4, width=7, input_dim=3, activation=act, output="sigmoid", bias=True)
     lin = _probe_layers(m)
-    assert [(l.in_features, l.out_features) for l in lin] == [(3, 7), (7, 7), (7, 7), (7, 1)]
-    assert all(l.bias is not None for l in lin)
+    assert [(layer.in_features, layer.out_features) for layer in lin] == [
+        (3, 7), (7, 7), (7, 7), (7, 1)]
+    assert all(layer.bias is not None for layer in lin)
     assert sum(isinstance(x, cls) for x in m) >= 3 and isinstance(m[-1], nn.Sigmoid)
     assert m(torch.zeros(2, 3)).shape == (2,)
 

@@ -57,7 +57,7 @@ def test_default_is_sngan_32():
     assert sizes == [16, 8, 8, 8]
     assert m(torch.zeros(5, 3, 32, 32)).shape == (5,)
     assert not [n for n, _ in m.named_parameters() if "bias" in n]
-    assert all(l.bias is not None for l in _layers(resnet(2, 4, 8, bias=True)))
+    assert all(layer.bias is not None for layer in _layers(resnet(2, 4, 8, bias=True)))
 
 
 @pytest.mark.parametrize("size, want", [(8, (True, False, False)), (12, (True, False, False)),
@@ -77,7 +77,7 @@ def test_layer_count_matches_registry(kw):
     assert len(_layers(m)) == len(parametric_layers(m)) == ARCHS["resnet"].n_layers(spec)
     assert spec.n_layers == ARCHS["resnet"].n_layers(spec)
     assert m(torch.zeros(2, *spec.input_shape)).shape == (2,)
-    assert not any(l.bias is not None for l in _layers(m))
+    assert not any(layer.bias is not None for layer in _layers(m))
 
 
 @pytest.mark.parametrize("act", list(ACT))

@@ -1,4 +1,5 @@
-"""The probe engine (:mod:`gradcheck.probe`) against the float64 oracle (:mod:`gradcheck.reference`).
+"""The probe engine (:mod:`gradcheck.probe`) against the float64 oracle
+(:mod:`gradcheck.reference`).
 
 Checked per sample on small float64 nets (MLPs, conv stacks, hand-built convs with 1x1 kernels,
 stride 3, padding 0 and 'same', models under the SN-family schemes and under torch's two
@@ -232,7 +233,7 @@ def test_layer_info_matches_modules_and_oracle_shapes(measured):
     h, _ = R.layer_tensors(measured.model, measured.x[:1])
     z = oracle_outputs(measured.model, measured.x[:1])
     W = R.effective_weights(measured.model)
-    assert [l.index for l in layers] == list(range(len(mods)))
+    assert [layer.index for layer in layers] == list(range(len(mods)))
     for i, (info, mod, w) in enumerate(zip(layers, mods, W)):
         where = f"{name}: layer {i} ({info.name})"
         assert info.weight_shape == tuple(w.shape), where
@@ -399,8 +400,8 @@ LANCZOS_CASES = [
                                        dict(out=2, kernel_size=3, padding=1)], (2, 6, 6)),
     with_scheme(conv_case(depth=3, channels=2, image_size=5, stride_every=2), "sn"),
 ]
-LANCZOS_OPTS = JacobianOptions(dense_max=1, k=LANCZOS_K, operator_inputs=SPECTRA_INPUTS, hutchinson_probes=HUTCHINSON_PROBES,
-                               tol=1e-6, seed=3)
+LANCZOS_OPTS = JacobianOptions(dense_max=1, k=LANCZOS_K, operator_inputs=SPECTRA_INPUTS,
+                               hutchinson_probes=HUTCHINSON_PROBES, tol=1e-6, seed=3)
 
 
 @pytest.fixture(scope="module", params=LANCZOS_CASES, ids=lambda c: c.name)

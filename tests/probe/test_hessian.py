@@ -190,7 +190,7 @@ def test_raw_weight_grads_match_oracles(case, seed):
         key = _raw_key(model, name)
         r0 = dict(model.named_parameters())[key].detach()
         want = torch.stack([torch.func.grad(
-            lambda r, xb=xb: functional_call(model, {key: r}, (xb[None],)).reshape(()))(r0)
+            lambda r, xb=xb, key=key: functional_call(model, {key: r}, (xb[None],)).reshape(()))(r0)
             for xb in x])
         rs = float(want.detach().abs().max()) + 1e-300
         torch.testing.assert_close(got[t], want, rtol=tol(n), atol=tol(n) * rs)

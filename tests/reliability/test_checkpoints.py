@@ -65,10 +65,16 @@ def _truncated(artifacts, path: Path) -> Path:
 
 
 def _flipped(artifacts, path: Path) -> Path:
-    raw = bytearray((artifacts.train / "ckpt_2.pt").read_bytes())
-    mid = len(raw) // 2
-    raw[mid:mid + 64] = os.urandom(64)
-    path.write_bytes(bytes(raw))
+    """The checkpoint's zip with its pickle (``data.pkl``) overwritten by random bytes."""
+    import zipfile
+
+    with zipfile.ZipFile(artifacts.train / "ckpt_2.pt") as src, \
+            zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("data.pkl"):
+                data = os.urandom(len(data))
+            dst.writestr(info, data)
     return path
 
 
@@ -88,7 +94,7 @@ CKPT_CASES = [
     ("ckpt-empty-file", _bytes(b"")),
     ("ckpt-text-file", _bytes(b"this is not a checkpoint\n")),
     ("ckpt-truncated", _truncated),
-    ("ckpt-corrupted-middle", _flipped),
+    ("ckpt-pickle-part-random-bytes", _flipped),
     ("ckpt-malicious-global", _evil),
     ("ckpt-not-a-dict", lambda a, p: _save([1, 2, 3], p)),
     ("ckpt-foreign-format", _mut(lambda s: s.update(format="something-else/9"))),

@@ -50,7 +50,7 @@ MOMENTS = [
     ("interrupt-run-while-validating", "gradcheck.spec", "validate", _run_argv),
     ("interrupt-run-during-probe", "gradcheck.pipeline", "run", _run_argv),
     ("interrupt-run-while-writing", "gradcheck.report.run_dir", "write_npz", _run_argv),
-    ("interrupt-run-while-plotting", "gradcheck.report.run_dir", "write_json", _run_argv),
+    ("interrupt-run-while-writing-summary", "gradcheck.report.run_dir", "write_json", _run_argv),
     ("interrupt-train-loading-data", "gradcheck.train.gan", "load_data", _train_argv),
     ("interrupt-train-building-models", "gradcheck.train.gan", "build_discriminator",
      _train_argv),

@@ -178,8 +178,9 @@ def test_conv_adjoint_is_exact_adjoint(padding_mode, gen):
         v = torch.randn((2,) + case.input_shape, generator=gen, dtype=torch.float64)
         av = conv_forward(w, v, *case.geometry)
         oracle = (dense_conv_matrix(case, w) @ v.reshape(2, -1).T).T
-        torch.testing.assert_close(av.reshape(2, -1), oracle, rtol=1e-13, atol=1e-13,
-                                   msg=lambda m: f"{case}: conv_forward != nn.Conv2d\n{m}")
+        torch.testing.assert_close(
+            av.reshape(2, -1), oracle, rtol=1e-13, atol=1e-13,
+            msg=lambda m, case=case: f"{case}: conv_forward != nn.Conv2d\n{m}")
         u = torch.randn(av.shape, generator=gen, dtype=torch.float64)
         atu = conv_adjoint(w, u, case.input_shape, *case.geometry)
         assert atu.shape == v.shape, (case, atu.shape)

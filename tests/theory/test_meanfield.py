@@ -157,7 +157,7 @@ def test_predict_relu_gain_per_layer(scheme, v, chi):
     np.testing.assert_allclose(mf.chi[1:-1], chi, rtol=10 * EPS, err_msg=scheme)
     ratios = mf.d[:-2] / mf.d[1:-1]                       # d_{l-1} / d_l along the square part
     np.testing.assert_allclose(ratios, chi, rtol=10 * EPS, err_msg=scheme)
-    want = [mf.q[l] * n * mf.d[l] * (n if l < L - 1 else 1) for l in range(L)]
+    want = [mf.q[i] * n * mf.d[i] * (n if i < L - 1 else 1) for i in range(L)]
     np.testing.assert_allclose(mf.weight_grad_sq, want, rtol=10 * EPS, err_msg=scheme)
     np.testing.assert_allclose(mf.act_grad_sq, n * np.array([v] * L)
                                * np.array([n] * (L - 1) + [1]) * mf.d, rtol=10 * EPS)
