@@ -50,7 +50,8 @@ RUN_FLAGS = {
     "--sn-mode": ("sn_mode", str, "exact (SVD/Lanczos) | power (authors' estimator)"),
     "--power-iterations": ("power_iterations", int, "power steps per training forward"),
     "--batch": ("batch", int, "inputs per seed (default 64)"),
-    "--inputs": ("inputs", str, "gaussian | ring | grid | shapes | npy:PATH | cifar10:PATH (default gaussian)"),
+    "--inputs": ("inputs", str, "gaussian | ring | grid | shapes | npy:PATH | cifar10:PATH "
+                                "(default gaussian)"),
     "--seeds": ("seeds", parse_seeds, "N, A-B or a comma list (default 0)"),
     "--dtype": ("dtype", str, "float64 | float32 (default float64)"),
     "--device": ("device", str, "cpu | cuda | auto (default cpu)"),
@@ -72,9 +73,9 @@ def _typed(fn, flag):
         try:
             return fn(text)
         except SpecError as e:
-            raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1])
+            raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1]) from None
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {fn.__name__} value: {text!r}")
+            raise argparse.ArgumentTypeError(f"invalid {fn.__name__} value: {text!r}") from None
     conv.__name__ = fn.__name__
     return conv
 
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bias", action="store_true", default=argparse.SUPPRESS,
                    help="add biases (theory claims then report 'not applicable')")
     r.add_argument("--spec", type=Path, help="rerun from a spec.json (flags given override)")
-    r.add_argument("--out", type=Path, help="run directory (default runs/<arch>-<init>-d<L>-s<seeds>,"
+    r.add_argument("--out", type=Path,
+                   help="run directory (default runs/<arch>-<init>-d<L>-s<seeds>,"
                    " a fresh name if it exists)")
     r.add_argument("--force", action="store_true", help="overwrite an existing --out")
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -185,7 +187,7 @@ def cmd_train(ns) -> int:
     try:
         t = train(spec, ns.out, resume=True, progress=not ns.quiet)
     except (CheckpointError, DataError) as e:
-        raise SpecError(f"argument --out/--data: {e}")
+        raise SpecError(f"argument --out/--data: {e}") from None
     last = (ns.out / "metrics.csv").read_text().splitlines()
     if getattr(t, "diverged", None):
         d = t.diverged
@@ -256,10 +258,10 @@ def spec_from_args(ns: argparse.Namespace) -> RunSpec:
         try:
             base = json.loads(Path(ns.spec).read_text())
         except (OSError, ValueError) as e:
-            raise SpecError(f"argument --spec: cannot read {ns.spec}: {e}")
+            raise SpecError(f"argument --spec: cannot read {ns.spec}: {e}") from None
         if not isinstance(base, dict):
             raise SpecError(f"argument --spec: {ns.spec} does not hold a JSON object")
-    for flag, (field_name, _, _) in RUN_FLAGS.items():
+    for field_name, _, _ in RUN_FLAGS.values():
         if hasattr(ns, field_name):
             base[field_name] = getattr(ns, field_name)
     if getattr(ns, "bias", False):
@@ -267,7 +269,7 @@ def spec_from_args(ns: argparse.Namespace) -> RunSpec:
     try:
         return RunSpec.from_dict(base)
     except TypeError as e:
-        raise SpecError(f"argument --spec: {e}")
+        raise SpecError(f"argument --spec: {e}") from None
 
 
 def _out_dir(ns, spec: RunSpec) -> tuple[Path, bool]:
@@ -355,13 +357,13 @@ def cmd_run(ns) -> int:
     from .probe import ProbeError
     from .report.run_dir import write_run
 
+    t0 = time.perf_counter()
     log = (lambda m: None) if ns.quiet or ns.json else \
-        (lambda m, t0=time.perf_counter(): print(f"[{time.perf_counter() - t0:6.1f}s] {m}",
-                                                  file=sys.stderr, flush=True))
+        (lambda m: print(f"[{time.perf_counter() - t0:6.1f}s] {m}", file=sys.stderr, flush=True))
     try:
         result = run(spec, progress=log)
     except ProbeError as e:
-        raise SpecError(str(e))
+        raise SpecError(str(e)) from None
     summary = write_run(result, out, overwrite=overwrite, plots=not ns.no_plots)
     if ns.json:
         from .report.io import strict_json

@@ -219,8 +219,8 @@ def validate(spec: RunSpec) -> RunSpec:
     if spec.scale <= 0:
         raise SpecError(f"argument --scale: must be > 0; got {spec.scale!r}")
     if spec.scale != 1.0 and not SCHEME_RECORDS[spec.init].takes_scale:
-        raise SpecError(f"argument --scale: only {', '.join(SCALED_SCHEMES)} take a scale; --init is "
-                        f"{spec.init!r}")
+        raise SpecError(f"argument --scale: only {', '.join(SCALED_SCHEMES)} take a scale; "
+                        f"--init is {spec.init!r}")
     if not 0.0 <= spec.slope <= 1.0:
         raise SpecError(f"argument --slope: must be in [0, 1]; got {spec.slope!r}")
     if not spec.seeds or any(not isinstance(s, int) or s < 0 for s in spec.seeds):
@@ -386,8 +386,8 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
     if not (0 <= spec.beta1 < 1 and 0 <= spec.beta2 < 1):
         raise SpecError("arguments --beta1/--beta2: must be in [0, 1)")
     if spec.scale != 1.0 and not SCHEME_RECORDS[spec.scheme].takes_scale:
-        raise SpecError(f"argument --scale: only {', '.join(SCALED_SCHEMES)} take a scale; --scheme is "
-                        f"{spec.scheme!r}")
+        raise SpecError(f"argument --scale: only {', '.join(SCALED_SCHEMES)} take a scale; "
+                        f"--scheme is {spec.scheme!r}")
     return r
 
 

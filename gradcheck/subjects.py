@@ -1,5 +1,6 @@
-"""The subject of a run: where a probed model comes from: built in (from the spec), a training checkpoint, or the
-user's own ``nn.Module`` (``--model pkg.module:factory [--weights FILE] --input-shape ...``).
+"""The subject of a run: where a probed model comes from: built in (from the spec), a training
+checkpoint, or the user's own ``nn.Module``
+(``--model pkg.module:factory [--weights FILE] --input-shape ...``).
 
 Every failure here is a user-input error: it raises ``SpecError`` with one clear line.
 """
@@ -33,7 +34,7 @@ def user_model(spec: RunSpec, seed: int = 0) -> nn.Module:
         module = importlib.import_module(mod_name)
     except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's import: any failure is input
         raise SpecError(f"argument --model: cannot import {mod_name!r}: "
-                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     factory = getattr(module, fn_name, None)
     if not callable(factory):
         raise SpecError(f"argument --model: {mod_name!r} has no callable {fn_name!r}")
@@ -42,7 +43,8 @@ def user_model(spec: RunSpec, seed: int = 0) -> nn.Module:
             torch.manual_seed(seed)
             model = factory()
     except (Exception, SystemExit) as e:  # noqa: BLE001
-        raise SpecError(f"argument --model: {spec.model}() raised {type(e).__name__}: {e}")
+        raise SpecError(f"argument --model: {spec.model}() raised {type(e).__name__}: {e}"
+                        ) from None
     if not isinstance(model, nn.Module):
         raise SpecError(f"argument --model: {spec.model}() returned {type(model).__name__}, "
                         "not an nn.Module")
@@ -65,7 +67,8 @@ def user_model(spec: RunSpec, seed: int = 0) -> nn.Module:
         try:
             model.load_state_dict(state)
         except Exception as e:  # noqa: BLE001
-            raise SpecError(f"argument --weights: does not match {spec.model}: {_lines(e)}")
+            raise SpecError(f"argument --weights: does not match {spec.model}: {_lines(e)}"
+                            ) from None
     return model
 
 
@@ -89,17 +92,16 @@ def checkpoint_model(spec: RunSpec) -> tuple[nn.Module, TrainSpec, int]:
                         ) from None
     except (RuntimeError, KeyError, TypeError) as e:
         raise SpecError(f"argument --checkpoint: {spec.checkpoint} does not match its spec: "
-                        f"{_lines(e)}")
+                        f"{_lines(e)}") from None
     except SpecError as e:
-        raise SpecError(f"argument --checkpoint: {spec.checkpoint}: {e}")
+        raise SpecError(f"argument --checkpoint: {spec.checkpoint}: {e}") from None
     return D, tspec, int(state["step"])
 
 
 def checkpoint_inputs(tspec: TrainSpec, batch: int, seed: int) -> torch.Tensor:
     """A batch of the checkpoint's training data, chosen by ``seed``."""
-    from .train.gan import load_data
-
     from .train.data import DataError
+    from .train.gan import load_data
 
     try:
         data = load_data(tspec)
@@ -121,7 +123,7 @@ def trial_forward(model: nn.Module, x: torch.Tensor, what: str) -> None:
             model.train(was)
     except Exception as e:  # noqa: BLE001 - the user's forward
         raise SpecError(f"argument {what}: the model's forward failed on an input of shape "
-                        f"{tuple(x.shape[1:])}: {type(e).__name__}: {_lines(e, 1)}")
+                        f"{tuple(x.shape[1:])}: {type(e).__name__}: {_lines(e, 1)}") from None
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
         raise SpecError(f"argument {what}: the model must return a floating-point tensor of one "
                         f"score per input; it returned {type(out).__name__}"

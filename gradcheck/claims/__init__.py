@@ -77,5 +77,6 @@ def check_all(ctx: Context) -> list[dict]:
     return rows
 
 
-__all__ = ["CHECK_COLUMNS", "KINDS", "PREMISES", "REGISTRY", "CLAIMS", "MODULES", "Claim", "Context",
-           "Setting", "check_all", "failed_premise", "identity_holds", "inequality_holds"]
+__all__ = ["CHECK_COLUMNS", "KINDS", "PREMISES", "REGISTRY", "CLAIMS", "MODULES", "Claim",
+           "Context", "Setting", "check_all", "failed_premise", "identity_holds",
+           "inequality_holds"]

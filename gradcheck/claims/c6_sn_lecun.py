@@ -77,7 +77,7 @@ def _c6a(ctx: Context) -> list[dict]:
         # zero against non-zero is out of range only where the non-zero side could have
         # underflowed (below tiny / eps); anywhere else it is a real mismatch
         # (a side measured 0 where the identity expects a value the dtype cannot resolve)
-        small = lambda a: (a != 0) & (np.abs(a) < tiny / eps)  # noqa: E731
+        small = lambda a, tiny=tiny: (a != 0) & (np.abs(a) < tiny / eps)  # noqa: E731
         out_of_range = ((ours == 0) & small(theirs)) | ((twin_raw == 0) & small(twin_expected))
         out_of_range |= ((twin_raw != 0) & (np.abs(twin_raw) < tiny)) | (np.abs(theirs) > huge)
         over = overflow("C6a", seed, t, np.where(out_of_range | ~np.isfinite(theirs), np.inf,

@@ -21,6 +21,23 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not match what it claims to be."""
 
 
+def _canonical(obj):
+    """A fresh copy with no shared sub-objects, so that pickling it gives the same bytes for
+    equal states whether they were built by training or by a resume (pickle memoises shared
+    objects, and a restored optimiser shares differently: 25 bytes apart, tensors equal)."""
+    if isinstance(obj, dict):
+        return {_canonical(k): _canonical(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_canonical(v) for v in obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, str):
+        return "".join(obj)              # a new str object, never a shared one
+    return obj
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
@@ -28,7 +45,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(dict(state, format=FORMAT), tmp)
+        torch.save(_canonical(dict(state, format=FORMAT)), tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

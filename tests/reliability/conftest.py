@@ -278,7 +278,8 @@ def assert_unchanged(before: dict, d, code=None, out: str = "", err: str = "") -
 
 
 def staging_leftovers(parent) -> list[str]:
-    """Hidden staging or temporary entries (``.<name>.tmp*``, ``.ckpt_*.pt.*``, ...) in ``parent``."""
+    """Hidden staging or temporary entries (``.<name>.tmp*``, ``.ckpt_*.pt.*``, ...) in
+    ``parent``."""
     parent = Path(parent)
     if not parent.exists():
         return []

@@ -13,8 +13,18 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import (RUN_TINY, TRACK_TINY, TRAIN_TINY, assert_no_traceback, clone, refuse,
-                       run_cli, run_sub, snapshot, assert_unchanged, what_it_did)
+from .conftest import (
+    TRACK_TINY,
+    TRAIN_TINY,
+    assert_no_traceback,
+    assert_unchanged,
+    clone,
+    refuse,
+    run_cli,
+    run_sub,
+    snapshot,
+    what_it_did,
+)
 
 ADVICE = re.compile(r"weights_only\s*(=|set to)\s*False|trust the source", re.I)
 PROBE = ["--batch", "4", "--spectra-inputs", "0", "--no-plots", "--quiet"]
@@ -134,9 +144,10 @@ def test_run_checkpoint_is_a_directory(arena):
            ["--checkpoint"])
 
 
-@pytest.mark.parametrize("make", [pytest.param(_bytes(os.urandom(2048)), id="track-random-bytes-checkpoint"),
-                                  pytest.param(_evil, id="track-malicious-checkpoint"),
-                                  pytest.param(_truncated, id="track-truncated-checkpoint")])
+@pytest.mark.parametrize("make", [
+    pytest.param(_bytes(os.urandom(2048)), id="track-random-bytes-checkpoint"),
+    pytest.param(_evil, id="track-malicious-checkpoint"),
+    pytest.param(_truncated, id="track-truncated-checkpoint")])
 def test_track_refuses_bad_checkpoint(make, arena, artifacts):
     run_dir = clone(artifacts.train, arena / "t")
     make(artifacts, run_dir / "ckpt_2.pt")
@@ -145,10 +156,10 @@ def test_track_refuses_bad_checkpoint(make, arena, artifacts):
     assert not (run_dir / "PWNED").exists(), "the malicious pickle ran"
 
 
-@pytest.mark.parametrize("make", [pytest.param(_bytes(os.urandom(2048)), id="train-resume-random-bytes-checkpoint"),
-                                  pytest.param(_evil, id="train-resume-malicious-checkpoint"),
-                                  pytest.param(_mut(lambda s: s.update(step="x")),
-                                               id="train-resume-checkpoint-step-string")])
+@pytest.mark.parametrize("make", [
+    pytest.param(_bytes(os.urandom(2048)), id="train-resume-random-bytes-checkpoint"),
+    pytest.param(_evil, id="train-resume-malicious-checkpoint"),
+    pytest.param(_mut(lambda s: s.update(step="x")), id="train-resume-checkpoint-step-string")])
 def test_train_resume_refuses_bad_checkpoint(make, arena, artifacts):
     run_dir = clone(artifacts.train, arena / "t")
     make(artifacts, run_dir / "ckpt_2.pt")

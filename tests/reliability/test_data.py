@@ -11,8 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import (RUN_TINY, assert_no_traceback, assert_one_line_error, assert_unchanged,
-                       manifest_kind, refuse, run_cli, snapshot, what_it_did)
+from .conftest import (
+    RUN_TINY,
+    assert_no_traceback,
+    assert_one_line_error,
+    assert_unchanged,
+    manifest_kind,
+    refuse,
+    run_cli,
+    snapshot,
+    what_it_did,
+)
 
 #: tiny training on 8x8 images (or 2-D points with --arch mlp)
 TAIL = ["--depth", "2", "--channels", "4", "--width", "8", "--z-dim", "4", "--steps", "1",

@@ -6,9 +6,21 @@ import re
 
 import pytest
 
-from .conftest import (FIGURES_TINY, PROVE_TINY, RUN_TINY, TRACK_TINY, TRAIN_TINY,
-                       assert_no_traceback, assert_one_line_error, assert_unchanged, clone,
-                       refuse, run_cli, snapshot, what_it_did)
+from .conftest import (
+    FIGURES_TINY,
+    PROVE_TINY,
+    RUN_TINY,
+    TRACK_TINY,
+    TRAIN_TINY,
+    assert_no_traceback,
+    assert_one_line_error,
+    assert_unchanged,
+    clone,
+    refuse,
+    run_cli,
+    snapshot,
+    what_it_did,
+)
 
 # ------------------------------------------------------------------------------------------------
 # run

@@ -4,16 +4,32 @@ JSON (issue 9, items 1, 2, 7)."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 from pathlib import Path
 
 import pytest
 
-from .conftest import (FIGURES_TINY, INTERNAL_PREFIX, KINDS, PROVE_TINY, RUN_TINY, TRACK_TINY,
-                       TRAIN_TINY, assert_internal_error, assert_no_traceback,
-                       assert_one_line_error, assert_unchanged, clone, lines_of, manifest_kind,
-                       run_cli, snapshot, staging_leftovers, strict_json, what_it_did)
+from .conftest import (
+    FIGURES_TINY,
+    INTERNAL_PREFIX,
+    KINDS,
+    PROVE_TINY,
+    RUN_TINY,
+    TRACK_TINY,
+    TRAIN_TINY,
+    assert_internal_error,
+    assert_no_traceback,
+    assert_one_line_error,
+    assert_unchanged,
+    clone,
+    lines_of,
+    manifest_kind,
+    run_cli,
+    snapshot,
+    staging_leftovers,
+    strict_json,
+    what_it_did,
+)
 
 
 def _figure_module(fid: str = "F3") -> str:
@@ -67,7 +83,8 @@ def test_manifest(kind, artifacts):
     d = {"run": artifacts.run, "train": artifacts.train, "track": artifacts.tracked / "track",
          "prove": artifacts.prove, "figures": artifacts.figures}[kind]
     path = d / "gradcheck.json"
-    assert path.exists(), f"{kind} output has no gradcheck.json (has {sorted(p.name for p in d.iterdir())})"
+    assert path.exists(), (f"{kind} output has no gradcheck.json "
+                           f"(has {sorted(p.name for p in d.iterdir())})")
     m = strict_json(path.read_text())
     assert m.get("kind") == kind and "version" in m, m
 
@@ -124,7 +141,7 @@ def test_force_replaces_same_kind(command, arena, kind_dirs):
     assert_no_traceback(code, stdout, err)
     if command != "figures":
         assert not (out / "stale.txt").exists(), \
-            f"exit 0 but the old directory was not replaced (stale.txt survived --force)"
+            "exit 0 but the old directory was not replaced (stale.txt survived --force)"
     assert manifest_kind(out) == command, f"no gradcheck.json of kind {command!r} in {out}"
     assert not staging_leftovers(arena), staging_leftovers(arena)
 

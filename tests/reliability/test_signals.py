@@ -11,9 +11,21 @@ import time
 
 import pytest
 
-from .conftest import (FIGURES_TINY, PROVE_TINY, RUN_TINY, TRACK_TINY, TRAIN_TINY,
-                       assert_interrupted, assert_unchanged, clone, run_cli, snapshot,
-                       spawn, staging_leftovers, what_it_did)
+from .conftest import (
+    FIGURES_TINY,
+    PROVE_TINY,
+    RUN_TINY,
+    TRACK_TINY,
+    TRAIN_TINY,
+    assert_interrupted,
+    assert_unchanged,
+    clone,
+    run_cli,
+    snapshot,
+    spawn,
+    staging_leftovers,
+    what_it_did,
+)
 
 
 def _figure_module() -> str:

@@ -11,9 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import (INTERRUPTED, assert_internal_error, assert_interrupted,
-                       assert_no_traceback, assert_unchanged, clone, lines_of, refuse, run_cli,
-                       snapshot, staging_leftovers, strict_json, what_it_did)
+from .conftest import (
+    assert_internal_error,
+    assert_interrupted,
+    assert_no_traceback,
+    clone,
+    lines_of,
+    refuse,
+    run_cli,
+    staging_leftovers,
+    strict_json,
+    what_it_did,
+)
 
 TRAIN12 = ["train", "--data", "ring", "--depth", "3", "--width", "8", "--steps", "12",
            "--n-data", "64", "--batch", "8", "--log-every", "1", "--ckpt-every", "10", "--quiet"]
