@@ -80,11 +80,22 @@ def _typed(fn, flag):
     return conv
 
 
+EXIT_CODES = """exit codes:
+  0    every asserted claim holds
+  1    a claim is violated (the checks table says which)
+  2    usage or input error (one line naming the argument or file)
+  3    internal error (one line naming the log file with the traceback;
+       $GRADCHECK_LOG_DIR, default <tmp>/gradcheck-logs)
+  130  interrupted (SIGINT or SIGTERM)"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gradcheck", description="Check, by measurement, why spectral "
-                "normalization stabilizes GAN discriminators (THEORY C1-C10).")
+                "normalization stabilizes GAN discriminators (THEORY C1-C11).",
+                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     r = sub.add_parser("run", help="probe a discriminator and check it against theory",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Probe one discriminator per seed; write spec.json, "
                        "layers.csv, checks.csv, spectra.npz, summary.json and plots.")
     for flag, (field, typ, hlp) in RUN_FLAGS.items():
