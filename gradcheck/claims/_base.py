@@ -112,6 +112,35 @@ def hessians(ctx: Context, n_inputs: int):
     return ctx.extra[key]
 
 
+def hessian_rows(ctx: Context, claim: Claim, n_inputs: int, bound) -> list[dict]:
+    """Rows of a Hessian bound (C4, C11-H): ``||H_{W_t} D||_op`` measured once per context
+    (:func:`hessians`) against ``bound(t, n) -> (n,)``; with identity output the Hessian of a
+    piecewise-linear net must be exactly 0."""
+    from ..probe.layers import ProbeError
+
+    seed, L = ctx.seed, len(ctx.layers)
+    why = failed_premise(claim, ctx) or ("" if ctx.model is not None else "no model")
+    if not why:
+        try:
+            H = hessians(ctx, n_inputs)
+        except ProbeError as e:
+            why = f"Hessian not measurable: {e}"
+    if why:
+        return [na(claim.id, seed, t, why) for t in range(L)]
+    rows = []
+    for t in range(L):
+        h = H[t]
+        if ctx.facts.output == "identity":
+            rows.append(row(claim.id, seed, t, float(h.max()), 0.0,
+                            1.0 if h.max() == 0 else math.inf, holds=bool(h.max() == 0),
+                            note="identity output: the Hessian is exactly 0"))
+        else:
+            lhs, rhs, r = worst_ratio(h, bound(t, len(h)))
+            rows.append(row(claim.id, seed, t, lhs, rhs, r, ctx.tol,
+                            f"||H_W D||_op on {len(h)} input(s), sigmoid output"))
+    return rows
+
+
 # -- premises ------------------------------------------------------------------------------
 def _homogeneous(ctx: Context) -> str:
     bad = ctx.facts.activation_kinds() - {"relu", "lrelu"}

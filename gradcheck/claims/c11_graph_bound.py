@@ -10,8 +10,6 @@ term ``<= mu_t F(h_{t-1}) ||x|| B(z_t)``.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..theory.bounds import SUP_SECOND
@@ -20,7 +18,7 @@ from ._base import (
     Claim,
     Context,
     failed_premise,
-    hessians,
+    hessian_rows,
     inequality_holds,
     na,
     overflow,
@@ -78,30 +76,9 @@ def check(ctx: Context) -> list[dict]:
 
 
 def _hessian(ctx: Context, gb: np.ndarray) -> list[dict]:
-    from ..probe.layers import ProbeError
+    xn, out, lam = ctx.result.grads.x_norm, ctx.facts.output, ctx.lam
 
-    seed, L = ctx.seed, len(ctx.layers)
-    why = failed_premise(C11_H, ctx) or ("" if ctx.model is not None else "no model")
-    if not why:
-        try:
-            H = hessians(ctx, C11H_INPUTS)
-        except ProbeError as e:
-            why = f"Hessian not measurable: {e}"
-    if why:
-        return [na("C11-H", seed, t, why) for t in range(L)]
-    out, lam = ctx.facts.output, ctx.lam
-    rows = []
-    for t in range(L):
-        h = H[t]
-        xn = ctx.result.grads.x_norm[:len(h)]
+    def bound(t: int, n: int) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            b = SUP_SECOND[out] * (gb[t] * xn / lam) ** 2
-        if out == "identity":
-            rows.append(row("C11-H", seed, t, float(h.max()), 0.0,
-                            1.0 if h.max() == 0 else math.inf, holds=bool(h.max() == 0),
-                            note="identity output: the Hessian is exactly 0"))
-        else:
-            lhs, rhs, r = worst_ratio(h, b)
-            rows.append(row("C11-H", seed, t, lhs, rhs, r, ctx.tol,
-                            f"||H_W D||_op on {len(h)} input(s), sigmoid output"))
-    return rows
+            return SUP_SECOND[out] * (gb[t] * xn[:n] / lam) ** 2
+    return hessian_rows(ctx, C11_H, C11H_INPUTS, bound)
