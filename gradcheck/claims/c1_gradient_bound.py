@@ -59,6 +59,10 @@ def check(ctx: Context) -> list[dict]:
         elif over:
             rows.append(dict(over, claim="C1a", kind="identity"))
         else:
-            lhs, rhs, r = identity_ratio(g.weight_grad[t], g.delta[t] * g.h_norm[t])
-            rows.append(row("C1a", seed, t, lhs, rhs, r, tol, "||dD/dW|| = ||delta|| ||h||"))
+            # the vjp of the layer map (an independent computation), where it was measured
+            vjp = g.weight_grad_vjp[t] if g.weight_grad_vjp is not None else g.weight_grad[t]
+            n = len(vjp)
+            lhs, rhs, r = identity_ratio(vjp, g.delta[t, :n] * g.h_norm[t, :n])
+            rows.append(row("C1a", seed, t, lhs, rhs, r, tol,
+                            f"||dD/dW|| (vjp, {n} inputs) = ||delta|| ||h||"))
     return rows

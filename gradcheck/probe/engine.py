@@ -44,8 +44,9 @@ def _concat_grads(parts: list[GradientNorms]) -> GradientNorms:
     import numpy as np
 
     ax = {"x_norm": 0, "D": 0}
+    fields = [f for f in GradientNorms.__dataclass_fields__ if f != "weight_grad_vjp"]
     return GradientNorms(**{f: np.concatenate([getattr(p, f) for p in parts], axis=ax.get(f, 1))
-                            for f in GradientNorms.__dataclass_fields__})
+                            for f in fields}, weight_grad_vjp=parts[0].weight_grad_vjp)
 
 
 def probe(model: nn.Module, x: torch.Tensor, opts: ProbeOptions = ProbeOptions(),

@@ -27,6 +27,13 @@ class GradientNorms:
     act_grad: np.ndarray      # ||dD/dh_i|| (h_i = input of layer i)
     delta: np.ndarray         # ||dD/dz_i|| (z_i = output of layer i)
     h_norm: np.ndarray        # ||h_i||
+    # ||dD/dW_i||_F by the vjp of the layer map on the first CHECK_INPUTS inputs, (L, b): the
+    # independent computation THEORY C1a compares with ||delta|| ||h|| (None: not measured)
+    weight_grad_vjp: np.ndarray | None = None
+
+
+#: inputs whose weight gradients are also computed by the vjp path (the C1a check)
+CHECK_INPUTS = 8
 
 
 def _flat_norm(t: torch.Tensor) -> np.ndarray:
@@ -49,19 +56,69 @@ def per_sample_weight_grads(module, w: torch.Tensor, h: torch.Tensor,
     return torch.func.vmap(one)(h.detach(), delta.detach())
 
 
+def _fast_norms(info, h: torch.Tensor, delta: torch.Tensor, max_elements: int):
+    """Per-sample ``||dD/dW||_F`` without the vjp, or None where no fast rule applies.
+
+    Dense on vectors: ``delta h^T`` is rank one, ``||delta|| ||h||`` exactly. Dense on
+    sequences and zero-padded convolutions: ``dD/dW = Delta P^T`` (P the im2col patches), either
+    formed by one batched matmul or, where the ``N x N`` Gram matrices of the ``N`` output
+    positions are cheaper, by the ghost norm ``sum((Delta^T Delta) * (P^T P))``.
+    """
+    B = h.shape[0]
+    h, delta = h.detach(), delta.detach()
+    if info.kind == "linear":
+        if h.dim() == 2:
+            return (delta.norm(dim=1) * h.norm(dim=1)).double().cpu().numpy()
+        P, Dl = h.reshape(B, -1, h.shape[-1]).transpose(1, 2), delta.reshape(B, -1,
+                                                                           delta.shape[-1])
+        Dl = Dl.transpose(1, 2)                                     # (B, out, N), P (B, in, N)
+    elif info.padding_mode == "zeros":
+        P = torch.nn.functional.unfold(h, info.kernel, dilation=info.dilation,
+                                       padding=info.padding, stride=info.stride)
+        Dl = delta.reshape(B, delta.shape[1], -1)
+        if P.shape[-1] != Dl.shape[-1]:
+            return None
+    else:
+        return None
+    n, a, b = P.shape[-1], Dl.shape[1], P.shape[1]
+    out = np.zeros(B)
+    ghost = n * n * (a + b) < a * b * n             # Gram products cheaper than the matmul
+    per = (n * n if ghost else a * b) + 1
+    step = max(1, max_elements // per)
+    for s in range(0, B, step):
+        d, p = Dl[s:s + step], P[s:s + step]
+        if ghost:
+            sq = ((d.transpose(1, 2) @ d) * (p.transpose(1, 2) @ p)).sum(dim=(1, 2))
+            out[s:s + step] = sq.clamp_min(0).sqrt().double().cpu().numpy()
+        else:
+            out[s:s + step] = (d @ p.transpose(1, 2)).flatten(1).norm(dim=1).double() \
+                .cpu().numpy()
+    return out
+
+
 def gradient_norms(tape: Tape, max_elements: int = 1 << 24) -> GradientNorms:
     """All per-input gradient norms of a recorded forward pass (THEORY C1, C1a, C7).
 
-    ``max_elements`` bounds the size of one chunk of per-sample weight gradients.
+    ``max_elements`` bounds the size of one chunk of per-sample weight gradients. The weight
+    gradient norms come from :func:`_fast_norms` where a rule applies (vjp of the layer map
+    otherwise); the vjp path also runs on the first :data:`CHECK_INPUTS` inputs, the
+    independent computation C1a checks.
     """
     L, B = len(tape.layers), tape.D.shape[0]
     grads = torch.autograd.grad(tape.D.sum(), tape.z + tape.h, retain_graph=True,
                                 allow_unused=True)
     deltas, acts = grads[:L], grads[L:]
     wg = np.zeros((L, B))
+    nb = min(B, CHECK_INPUTS)
+    wg_vjp = np.zeros((L, nb))
     for i, (mod, w) in enumerate(zip(tape.modules, tape.weights)):
         d = deltas[i] if deltas[i] is not None else torch.zeros_like(tape.z[i])
         chunk = max(1, max_elements // max(1, w.numel()))
+        wg_vjp[i] = _flat_norm(per_sample_weight_grads(mod, w, tape.h[i][:nb], d[:nb]))
+        fast = _fast_norms(tape.layers[i], tape.h[i], d, max_elements)
+        if fast is not None:
+            wg[i] = fast
+            continue
         for s in range(0, B, chunk):
             g = per_sample_weight_grads(mod, w, tape.h[i][s:s + chunk], d[s:s + chunk])
             wg[i, s:s + chunk] = _flat_norm(g)
@@ -72,4 +129,5 @@ def gradient_norms(tape: Tape, max_elements: int = 1 << 24) -> GradientNorms:
         weight_grad=wg,
         act_grad=np.stack([_flat_norm(zero(a, h)) for a, h in zip(acts, tape.h)]),
         delta=np.stack([_flat_norm(zero(d, z)) for d, z in zip(deltas, tape.z)]),
-        h_norm=np.stack([_flat_norm(h) for h in tape.h]))
+        h_norm=np.stack([_flat_norm(h) for h in tape.h]),
+        weight_grad_vjp=wg_vjp)

@@ -359,3 +359,34 @@ def test_unconverged_bottom_k_is_nan_never_the_smallest_of_the_top_k():
     sp = Spectrum(values, np.ones(2), (400, 1200), False, "lanczos")
     got = sp.smallest_nonzero(np.finfo(np.float64).eps)
     assert np.isnan(got[0]) and got[1] == 0.00743
+
+
+@pytest.mark.parametrize("shape, layer", [
+    ((16, 4, 4), nn.Conv2d(16, 32, 3, padding=1, bias=False)),           # ghost: N(a+b) < ab
+    ((2, 9, 9), nn.Conv2d(2, 4, 3, stride=2, padding=1, bias=False)),     # batched matmul
+    ((2, 8, 8), nn.Conv2d(2, 3, 3, dilation=2, padding=2, bias=False)),
+    ((5, 6), nn.Linear(6, 3, bias=False)),                                # a sequence input
+], ids=["conv-ghost", "conv-matmul", "conv-dilated", "linear-sequence"])
+def test_fast_weight_gradient_norms_equal_the_vjp(shape, layer):
+    """The ghost-norm / im2col path of the per-sample weight-gradient norms equals the vjp of
+    the layer map (float64, 1e-12) on shapes that pick each branch."""
+    import numpy as np
+
+    from gradcheck.probe.gradients import _fast_norms, per_sample_weight_grads
+    from gradcheck.probe.layers import record
+
+    torch.manual_seed(0)
+    head = nn.Linear(int(np.prod(layer(torch.zeros(1, *shape)).shape[1:])), 1, bias=False)
+    model = nn.Sequential(layer, nn.Flatten(), head).double()
+    x = torch.randn(6, *shape, dtype=torch.float64)
+    tape = record(model, x)
+    D = tape.D.sum()
+    d = torch.autograd.grad(D, tape.z[0], retain_graph=True)[0]
+    fast = _fast_norms(tape.layers[0], tape.h[0], d, 1 << 20)
+    ref = per_sample_weight_grads(tape.modules[0], tape.weights[0], tape.h[0], d)
+    ref = ref.reshape(len(x), -1).norm(dim=1).numpy()
+    assert fast is not None
+    if isinstance(layer, nn.Conv2d) and layer.in_channels == 16:   # the branch it is meant for
+        n, a, b = 16, 32, 16 * 9
+        assert n * n * (a + b) < a * b * n
+    np.testing.assert_allclose(fast, ref, rtol=1e-12)
