@@ -54,8 +54,12 @@ def check(ctx: Context) -> list[dict]:
             lhs, rhs, r = worst_ratio(g.weight_grad[t], sn_rhs[t])
             rows.append(row("C1-SN", seed, t, lhs, rhs, r, tol,
                             "bound lambda_L*||x||, depth-independent"))
+        vjp_over = overflow("C1a", seed, t, g.weight_grad_vjp[t]) \
+            if g.weight_grad_vjp is not None else None
         if info.kind != "linear":
             rows.append(na("C1a", seed, t, "conv layer (gradient is not rank one)"))
+        elif vjp_over:
+            rows.append(vjp_over)
         elif over:
             rows.append(dict(over, claim="C1a", kind="identity"))
         else:
