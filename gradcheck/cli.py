@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     r.add_argument("--json", action="store_true", help="print summary.json to stdout")
     r.add_argument("--quiet", action="store_true", help="no progress or tables")
-    pr = sub.add_parser("prove", help="sample random instances of every claim C1-C9",
+    pr = sub.add_parser("prove", help="sample random instances of every claim C1-C9, C11",
                         description="Sample random instances per claim (proofs_numeric) within "
                         "a time budget; print and write a table (CSV and Markdown).")
     pr.add_argument("--instances", type=int, default=200, help="at most this many instances "

@@ -29,7 +29,7 @@ class ProbeOptions:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """Measurements of one model on one batch of inputs (THEORY C1-C9 inputs)."""
+    """Measurements of one model on one batch of inputs (THEORY C1-C9, C11 inputs)."""
 
     layers: tuple[LayerInfo, ...]
     norms: tuple[LayerNorms, ...]
