@@ -72,9 +72,11 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def check_out(args: argparse.Namespace, ids: list[str]) -> None:
-    """Before any work: --draw-only needs the CSVs; an existing --out needs --force and must
-    be a figures directory (its manifest, or figure files from before manifests)."""
-    from gradcheck.report.io import dir_kind
+    """Before any work: --draw-only needs the CSVs; otherwise the output-directory rules of every
+    subcommand (:func:`gradcheck.cli.check_out_dir`, kind ``figures``; cached training runs
+    inside are reused)."""
+    from gradcheck.cli import check_out_dir
+    from gradcheck.spec import SpecError
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -86,14 +88,10 @@ def check_out(args: argparse.Namespace, ids: list[str]) -> None:
             raise UsageError(f"argument --draw-only: no {names} in {out}; run without "
                              "--draw-only first")
         return
-    if out.exists() and any(out.iterdir()):
-        kind = dir_kind(out) or ("figures" if any(out.glob("f[1-8].csv")) else None)
-        if kind != "figures":
-            raise UsageError(f"argument --out: {out} exists and is not a gradcheck figures "
-                             "directory; refusing to write there")
-        if not args.force:
-            raise UsageError(f"argument --out: {out} already holds figures; pass --force to "
-                             "overwrite them (cached training runs are reused)")
+    try:
+        check_out_dir(out, args.force, kind="figures")
+    except SpecError as e:
+        raise UsageError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

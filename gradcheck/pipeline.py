@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .claims import CHECK_COLUMNS, REGISTRY, Context, check_all, failed_premise
+from .claims._base import verdict_line, violated_claims
 from .claims.c6_sn_lecun import r_hat, r_pred
 from .claims.c7_meanfield import mean_field
 from .probe import JacobianOptions, ProbeOptions, ProbeResult, probe
@@ -232,10 +233,9 @@ def check(model, x, scheme: str | None = None, scale: float = 1.0, *, seed: int 
     subj = Subject(model, x, setting, "python", type(model).__name__)
     out = check_subject(subj, ProbeOptions(spectra=spectra, seed=seed), seed, model_level)
     checks = pd.DataFrame(out.checks, columns=CHECK_COLUMNS)
-    bad = checks[checks.holds.astype(str) == "False"]
-    violated = tuple(dict.fromkeys(bad.claim))
-    verdict = "violated: " + ", ".join(violated) if violated else "all asserted claims hold"
-    return Checks(pd.DataFrame(out.layers), checks, verdict, violated, out.result.facts,
+    violated = violated_claims(checks)
+    return Checks(pd.DataFrame(out.layers), checks, verdict_line(violated), violated,
+                  out.result.facts,
                   out.result)
 
 

@@ -232,6 +232,20 @@ def identity_holds(ratio: float, tol: float) -> bool:
     return bool(abs(ratio - 1) <= tol)
 
 
+def violated_claims(checks) -> tuple[str, ...]:
+    """Claims with a row whose verdict is False (checks table, in memory or read from CSV),
+    in registry order: the one definition of 'a claim is violated' (exit code 1)."""
+    from . import REGISTRY
+
+    bad = set(checks.claim[checks.holds.astype(str) == "False"])
+    order = {c: i for i, c in enumerate(REGISTRY)}
+    return tuple(sorted(bad, key=lambda c: order.get(c, len(order))))
+
+
+def verdict_line(violated) -> str:
+    return "violated: " + ", ".join(violated) if violated else "all asserted claims hold"
+
+
 # -- rows ----------------------------------------------------------------------------------
 def _kind(claim_id: str) -> str:
     from . import REGISTRY

@@ -51,6 +51,8 @@ def dir_kind(directory: Path) -> str | None:
         return "run"
     if (d / "prove.csv").exists():
         return "prove"
+    if any(d.glob("f[1-8].csv")):
+        return "figures"
     return None
 
 

@@ -10,6 +10,7 @@ import scipy
 import torch
 
 from .. import __version__
+from ..claims._base import verdict_line, violated_claims
 from .io import staged_dir, write_csv, write_json, write_npz
 from .tables import claim_summary, gradient_control_table, vanishing_rates
 
@@ -20,9 +21,9 @@ if TYPE_CHECKING:                      # the pipeline produces what the report w
 def summarize(result: RunOutput) -> dict:
     """The headline: per-claim verdicts and worst ratios, vanishing rates, versions."""
     claims = claim_summary(result.checks)
-    violated = [c for c, e in claims.items() if e["verdict"] == "violated"]
+    violated = list(violated_claims(result.checks))
     overflow = sum(e.get("overflow", 0) for e in claims.values())
-    verdict = "violated: " + ", ".join(violated) if violated else "all asserted claims hold"
+    verdict = verdict_line(violated)
     if overflow:
         verdict += (f" ({overflow} rows out of {result.spec.dtype} range: explosion or "
                     "vanishing)")
