@@ -110,18 +110,21 @@ def gradient_norms(tape: Tape, max_elements: int = 1 << 24) -> GradientNorms:
     deltas, acts = grads[:L], grads[L:]
     wg = np.zeros((L, B))
     nb = min(B, CHECK_INPUTS)
-    wg_vjp = np.zeros((L, nb))
+    wg_vjp = np.full((L, nb), np.nan)       # C1a reads dense layers only
     for i, (mod, w) in enumerate(zip(tape.modules, tape.weights)):
         d = deltas[i] if deltas[i] is not None else torch.zeros_like(tape.z[i])
-        chunk = max(1, max_elements // max(1, w.numel()))
-        wg_vjp[i] = _flat_norm(per_sample_weight_grads(mod, w, tape.h[i][:nb], d[:nb]))
         fast = _fast_norms(tape.layers[i], tape.h[i], d, max_elements)
         if fast is not None:
             wg[i] = fast
+            if tape.layers[i].kind == "linear":     # the independent side of C1a
+                wg_vjp[i] = _flat_norm(per_sample_weight_grads(mod, w, tape.h[i][:nb],
+                                                               d[:nb]))
             continue
+        chunk = max(1, max_elements // max(1, w.numel()))
         for s in range(0, B, chunk):
             g = per_sample_weight_grads(mod, w, tape.h[i][s:s + chunk], d[s:s + chunk])
             wg[i, s:s + chunk] = _flat_norm(g)
+        wg_vjp[i] = wg[i, :nb]                      # already the vjp: no second pass
     zero = lambda g, ref: g if g is not None else torch.zeros_like(ref)  # noqa: E731
     return GradientNorms(
         x_norm=_flat_norm(tape.h[0]),
