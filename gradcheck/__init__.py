@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import importlib
 
+from ._threads import configure_openmp as _configure_openmp
+
+_configure_openmp()     # OMP_WAIT_POLICY=PASSIVE if torch is not loaded yet (gradcheck._threads)
+
 __version__ = "0.1.0"
 
 _EXPORTS = {

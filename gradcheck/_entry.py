@@ -20,7 +20,9 @@ EXIT_OK, EXIT_VIOLATED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with every outcome mapped onto the exit codes above."""
     from ._errors import arm_signals, defer_signals, deferring
+    from ._threads import configure_openmp
 
+    configure_openmp()                 # before torch loads OpenMP (see gradcheck._threads)
     argv = list(sys.argv[1:] if argv is None else argv)
     defer_signals()                    # until the heavy imports are done (see _errors.preload)
     try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._autodiff import vjp
 from .layers import Tape
 from .trace import GraphNode
 
@@ -180,8 +181,7 @@ def _per_channel_norm(node: GraphNode) -> tuple[float, str]:
         v = torch.rand((1, 1, *spatial), generator=g, dtype=torch.float64)
         s = 0.0
         for _ in range(1000):
-            _, pull = torch.func.vjp(node.fn, v)
-            u = pull(node.fn(v))[0]
+            u = vjp(node.fn, v, node.fn(v))
             s_new = float(u.norm()) ** 0.5
             v = u / u.norm()
             if abs(s_new - s) <= 1e-13 * s_new:

@@ -3,9 +3,10 @@
 Per sample, never the batch sum: one backward of ``D.sum()`` gives every ``delta_i = dD/dz_i``
 and ``dD/dh_i`` per input (inputs do not interact in a discriminator evaluated in eval mode),
 and the per-sample weight gradient is the vector-Jacobian product of the layer's own linear map
-with ``delta_i`` (``torch.func.vmap`` over the batch, in chunks that bound the memory). For a
-dense layer this is ``delta h^T``; the engine computes it by autograd of the layer map, so the
-THEORY C1a identity ``||dD/dW|| = ||delta|| ||h||`` is a real check, not a tautology.
+with ``delta_i``. The batch goes through exact fast rules (rank one for dense layers, im2col or
+ghost-norm Gram matrices for convolutions and sequences); a few inputs also go through autograd
+of the layer map, one backward each, so the THEORY C1a identity ``||dD/dW|| = ||delta|| ||h||``
+is a real check, not a tautology.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._autodiff import per_sample_vjp
 from .layers import Tape, layer_apply
 
 
@@ -49,11 +51,7 @@ def per_sample_weight_grads(module, w: torch.Tensor, h: torch.Tensor,
         w: the effective weight, ``(c_out, c_in[, kh, kw])``.
         h: layer inputs ``(B, *input_shape)``; delta: ``dD/dz`` of shape ``(B, *output_shape)``.
     """
-    def one(hb, db):
-        _, pull = torch.func.vjp(lambda ww: layer_apply(module, hb[None], ww), w)
-        return pull(db[None])[0]
-
-    return torch.func.vmap(one)(h.detach(), delta.detach())
+    return per_sample_vjp(lambda hb, ww: layer_apply(module, hb, ww), w, h, delta)
 
 
 def _fast_norms(info, h: torch.Tensor, delta: torch.Tensor, max_elements: int):

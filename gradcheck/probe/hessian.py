@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .._threads import single_threaded
+from ._autodiff import hessian
 from .layers import ProbeError, layer_apply, record
 
 #: Layers with at most this many weight entries get the dense Hessian and ``eigvalsh``.
@@ -153,7 +154,7 @@ def _opnorm(f, w0: torch.Tensor, exact_max: int, tol: float, seed: int, max_iter
         flat = w0.detach().reshape(-1).clone()
         shape = w0.shape
         try:
-            H = torch.func.hessian(lambda v: f(v.reshape(shape)))(flat)
+            H = hessian(lambda v: f(v.reshape(shape)), flat)
         except (RuntimeError, NotImplementedError):   # an op without forward-mode AD
             matvec, _ = _hvp_operator(f, w0)
             H = torch.as_tensor(np.stack([matvec(e) for e in np.eye(n)]), dtype=torch.float64)

@@ -184,9 +184,9 @@ def conv_adjoint(weight: Tensor, u: Tensor, input_shape, stride, padding, dilati
         x = F.conv_transpose2d(y, weight, None, stride, pad, out_pad, 1, dilation)
     else:
         x0 = torch.zeros((y.shape[0], weight.shape[1]) + hw, dtype=y.dtype, device=y.device)
-        _, vjp = torch.func.vjp(
-            lambda x: conv_forward(weight, x, stride, pad, dilation, padding_mode), x0)
-        (x,) = vjp(y)
+        from ..probe._autodiff import vjp
+
+        x = vjp(lambda x: conv_forward(weight, x, stride, pad, dilation, padding_mode), x0, y)
     return x.squeeze(0) if u.dim() == 3 else x
 
 
