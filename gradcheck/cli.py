@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ._errors import preload
+from ._threads import parse_threads
 from .schemes.registry import NAMES as SCHEME_NAMES
 from .schemes.registry import SCALED_SCHEMES
 from .spec import RunSpec, SpecError, parse_seeds
@@ -65,6 +66,11 @@ RUN_FLAGS = {
     "--input-shape": ("model_input", parse_shape,
                       "input shape of one sample for --model, e.g. 3,32,32 or 64"),
     "--topk": ("topk", int, "k of top-k/bottom-k for large Jacobians (default 3)"),
+    "--spectra": ("spectra", str, "auto (full spectra where the estimate fits "
+                                  "--budget-seconds, top-k otherwise) | full | topk "
+                                  "(default auto)"),
+    "--budget-seconds": ("budget_seconds", float, "estimated seconds the Jacobian spectra "
+                                                  "may take under --spectra auto (default 10)"),
 }
 
 
@@ -111,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     r.add_argument("--json", action="store_true", help="print summary.json to stdout")
     r.add_argument("--quiet", action="store_true", help="no progress or tables")
+    r.add_argument("--threads", type=_typed(parse_threads, "--threads"), default=None,
+                   help="torch and BLAS threads: N or auto (default: torch's choice; "
+                   "OpenMP waits passively unless OMP_WAIT_POLICY is set)")
+    sub.add_parser("compare", help="one architecture under several schemes, side by side "
+                   "(gradcheck compare --init lecun,sn,bsn --depth 20 [--model ...]; see "
+                   "gradcheck compare --help)", add_help=False)
+    sub.add_parser("sweep", help="a grid of run specs (lists/ranges of run flags or --grid "
+                   "FILE), resumable, local or Dask workers (see gradcheck sweep --help)",
+                   add_help=False)
     pr = sub.add_parser("prove", help="sample random instances of every claim C1-C9, C11",
                         description="Sample random instances per claim (proofs_numeric) within "
                         "a time budget; print and write a table (CSV and Markdown).")
@@ -364,6 +379,10 @@ def cmd_run(ns) -> int:
 
     check_resources(spec)
     preload()
+    if ns.threads is not None:
+        from ._threads import set_threads
+
+        set_threads(ns.threads)
     from .pipeline import run
     from .probe import ProbeError
     from .report.run_dir import write_run
@@ -423,11 +442,15 @@ def _dispatch(argv: list[str]) -> int:
         from figures.make_all import main as figures_main
 
         return figures_main(argv[1:])
+    if argv[:1] in (["compare"], ["sweep"]):      # the run flags, each taking a list
+        from .sweep.cli import main as sweep_main
+
+        return sweep_main(argv, RUN_FLAGS, check_out_dir)
     parser = build_parser()
     ns = parser.parse_args(argv)
     if ns.command is None:
-        raise UsageError("give a subcommand: run, prove, train, track or figures "
-                         "(gradcheck --help describes them)")
+        raise UsageError("give a subcommand: run, compare, sweep, prove, train, track or "
+                         "figures (gradcheck --help describes them)")
     return {"run": cmd_run, "prove": cmd_prove, "train": cmd_train,
             "track": cmd_track}[ns.command](ns)
 

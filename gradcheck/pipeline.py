@@ -53,7 +53,9 @@ def probe_options(spec: RunSpec, seed: int, spectra: bool = True) -> ProbeOption
         return ProbeOptions(spectra=False, seed=seed)
     return ProbeOptions(spectra_inputs=min(spec.spectra_inputs, spec.batch),
                         jacobian=JacobianOptions(k=spec.topk, seed=seed,
-                                                 operator_inputs=spec.operator_inputs), seed=seed)
+                                                 operator_inputs=spec.operator_inputs,
+                                                 mode=spec.spectra,
+                                                 budget_seconds=spec.budget_seconds), seed=seed)
 
 
 def layer_rows(ctx: Context, v, mf, mf_pad) -> list[dict]:

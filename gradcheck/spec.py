@@ -15,6 +15,9 @@ from .schemes import MODES, SCHEMES
 from .schemes.registry import SCALED_SCHEMES
 from .schemes.registry import SCHEMES as SCHEME_RECORDS
 
+#: how Jacobian spectra are computed (gradcheck.probe.budget)
+SPECTRA_MODES = ("auto", "full", "topk")
+
 INPUTS = ("gaussian", "ring", "grid", "shapes")
 #: data-set inputs read from a file (``npy:PATH`` with shape (N, *input_shape))
 FILE_INPUTS = ("npy:", "cifar10:")
@@ -53,6 +56,8 @@ class RunSpec:
     spectra_inputs: int = 16          # inputs that get Jacobian spectra (0: none)
     operator_inputs: int = 1          # ... of which get matrix-free (conv) spectra
     topk: int = 3                     # k of top-k / bottom-k where full spectra are too big
+    spectra: str = "auto"             # auto | full | topk (gradcheck.probe.budget)
+    budget_seconds: float = 10.0      # auto: estimated seconds the spectra may take
     checkpoint: str | None = None     # probe D of a training checkpoint (arch etc. from it)
     model: str | None = None          # probe a user model: 'pkg.module:factory'
     weights: str | None = None        # state_dict file for --model (weights_only load)
@@ -212,10 +217,14 @@ def validate(spec: RunSpec) -> RunSpec:
     _int_at_least("operator-inputs", spec.operator_inputs, 0)
     if spec.input_dim is not None:
         _int_at_least("input-dim", spec.input_dim, 1)
-    for name in ("scale", "slope"):
+    _choice("spectra", spec.spectra, SPECTRA_MODES)
+    for name in ("scale", "slope", "budget_seconds"):
         val = getattr(spec, name)
         if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
-            raise SpecError(f"argument --{name}: must be a finite number; got {val!r}")
+            raise SpecError(f"argument --{name.replace('_', '-')}: must be a finite number; "
+                            f"got {val!r}")
+    if spec.budget_seconds <= 0:
+        raise SpecError(f"argument --budget-seconds: must be > 0; got {spec.budget_seconds!r}")
     if spec.scale <= 0:
         raise SpecError(f"argument --scale: must be > 0; got {spec.scale!r}")
     if spec.scale != 1.0 and not SCHEME_RECORDS[spec.init].takes_scale:

@@ -9,7 +9,7 @@ from torch.nn.utils import parametrize
 
 from .facts import ModelFacts, measure_facts
 from .gradients import GradientNorms, gradient_norms
-from .jacobian import JacobianOptions, Spectrum, jacobian_spectra
+from .jacobian import JacobianOptions, Spectrum, spectra_with_plan
 from .layers import LayerInfo, record
 from .norms import LayerNorms, layer_norms
 
@@ -37,7 +37,8 @@ class ProbeResult:
     local: tuple[Spectrum, ...]          # empty when spectra were not requested / not a chain
     cumulative: tuple[Spectrum, ...]
     facts: ModelFacts | None = None      # measured on the first recorded forward pass
-    spectra_note: str = ""               # why no spectra were computed, if none were
+    spectra_note: str = ""               # why no spectra were computed, or what the budget cut
+    spectra_plan: str = ""               # how each Jacobian family was computed, estimated cost
 
 
 def _concat_grads(parts: list[GradientNorms]) -> GradientNorms:
@@ -72,16 +73,17 @@ def probe(model: nn.Module, x: torch.Tensor, opts: ProbeOptions = ProbeOptions()
                           for info, mod, w in zip(first.layers, first.modules, first.weights))
             say("spectral norms done")
             local = cumulative = ()
-            note = ""
+            note = plan = ""
             if opts.spectra and opts.spectra_inputs > 0 and not facts.chain:
                 note = ("Jacobian spectra skipped: " + facts.not_chain()
                         + "; layer-to-layer Jacobians are defined for chains only")
                 say(note)
             elif opts.spectra and opts.spectra_inputs > 0:
-                local, cumulative = jacobian_spectra(model, x[:opts.spectra_inputs],
-                                                     opts.jacobian, progress)
+                local, cumulative, plan, note = spectra_with_plan(
+                    model, x[:opts.spectra_inputs], opts.jacobian, progress)
+                note = f"Jacobian spectra: {note}" if note else ""
                 say("Jacobian spectra done")
         return ProbeResult(tuple(first.layers), norms, _concat_grads(parts), tuple(local),
-                           tuple(cumulative), facts, note)
+                           tuple(cumulative), facts, note, plan)
     finally:
         model.train(was_training)

@@ -46,12 +46,49 @@ def per_sample_weight_grads(module, w: torch.Tensor, h: torch.Tensor,
                             delta: torch.Tensor) -> torch.Tensor:
     """``dD(x_b)/dW`` for each sample b: shape ``(B, *w.shape)``.
 
+    Batched closed forms where they are exact — dense ``delta_b h_b^T`` (summed over positions
+    on sequences), zero-padded convolutions ``Delta_b P_b^T`` from the im2col patches —
+    otherwise one autograd backward of the layer map per sample.
+
     Args:
         module: the Linear/Conv2d layer (its stride/padding are used, not its weight).
         w: the effective weight, ``(c_out, c_in[, kh, kw])``.
         h: layer inputs ``(B, *input_shape)``; delta: ``dD/dz`` of shape ``(B, *output_shape)``.
     """
+    pair = _patches(module, h.detach(), delta.detach())
+    if pair is None:
+        return per_sample_vjp(lambda hb, ww: layer_apply(module, hb, ww), w, h, delta)
+    Dl, P = pair
+    return (Dl @ P.transpose(1, 2)).reshape(h.shape[0], *w.shape)
+
+
+def per_sample_weight_grads_autograd(module, w: torch.Tensor, h: torch.Tensor,
+                                     delta: torch.Tensor) -> torch.Tensor:
+    """:func:`per_sample_weight_grads` by autograd of the layer map only (the C1a side)."""
     return per_sample_vjp(lambda hb, ww: layer_apply(module, hb, ww), w, h, delta)
+
+
+def _patches(layer, h: torch.Tensor, delta: torch.Tensor):
+    """``(Delta (B, out, N), P (B, fan_in, N))`` with ``dD/dW_b = Delta_b P_b^T``, or None.
+
+    ``layer`` is a LayerInfo or the module itself: dense layers on sequences (N positions) and
+    zero-padded convolutions (im2col); None for what has no exact rule here.
+    """
+    B = h.shape[0]
+    kind = getattr(layer, "kind", None) or ("conv" if isinstance(layer, torch.nn.Conv2d)
+                                            else "linear")
+    if kind == "linear":
+        P = h.reshape(B, -1, h.shape[-1]).transpose(1, 2)
+        Dl = delta.reshape(B, -1, delta.shape[-1]).transpose(1, 2)
+        return Dl, P
+    kernel = getattr(layer, "kernel", None) or getattr(layer, "kernel_size", None)
+    padding = layer.padding
+    if layer.padding_mode != "zeros" or isinstance(padding, str):
+        return None
+    P = torch.nn.functional.unfold(h, kernel, dilation=layer.dilation, padding=padding,
+                                   stride=layer.stride)
+    Dl = delta.reshape(B, delta.shape[1], -1)
+    return (Dl, P) if P.shape[-1] == Dl.shape[-1] else None
 
 
 def _fast_norms(info, h: torch.Tensor, delta: torch.Tensor, max_elements: int):
@@ -62,22 +99,14 @@ def _fast_norms(info, h: torch.Tensor, delta: torch.Tensor, max_elements: int):
     formed by one batched matmul or, where the ``N x N`` Gram matrices of the ``N`` output
     positions are cheaper, by the ghost norm ``sum((Delta^T Delta) * (P^T P))``.
     """
-    B = h.shape[0]
     h, delta = h.detach(), delta.detach()
-    if info.kind == "linear":
-        if h.dim() == 2:
-            return (delta.norm(dim=1) * h.norm(dim=1)).double().cpu().numpy()
-        P, Dl = h.reshape(B, -1, h.shape[-1]).transpose(1, 2), delta.reshape(B, -1,
-                                                                           delta.shape[-1])
-        Dl = Dl.transpose(1, 2)                                     # (B, out, N), P (B, in, N)
-    elif info.padding_mode == "zeros":
-        P = torch.nn.functional.unfold(h, info.kernel, dilation=info.dilation,
-                                       padding=info.padding, stride=info.stride)
-        Dl = delta.reshape(B, delta.shape[1], -1)
-        if P.shape[-1] != Dl.shape[-1]:
-            return None
-    else:
+    if info.kind == "linear" and h.dim() == 2:
+        return (delta.norm(dim=1) * h.norm(dim=1)).double().cpu().numpy()
+    pair = _patches(info, h, delta)
+    if pair is None:
         return None
+    Dl, P = pair
+    B = h.shape[0]
     n, a, b = P.shape[-1], Dl.shape[1], P.shape[1]
     out = np.zeros(B)
     ghost = n * n * (a + b) < a * b * n             # Gram products cheaper than the matmul
@@ -115,12 +144,13 @@ def gradient_norms(tape: Tape, max_elements: int = 1 << 24) -> GradientNorms:
         if fast is not None:
             wg[i] = fast
             if tape.layers[i].kind == "linear":     # the independent side of C1a
-                wg_vjp[i] = _flat_norm(per_sample_weight_grads(mod, w, tape.h[i][:nb],
-                                                               d[:nb]))
+                wg_vjp[i] = _flat_norm(per_sample_weight_grads_autograd(
+                    mod, w, tape.h[i][:nb], d[:nb]))
             continue
         chunk = max(1, max_elements // max(1, w.numel()))
         for s in range(0, B, chunk):
-            g = per_sample_weight_grads(mod, w, tape.h[i][s:s + chunk], d[s:s + chunk])
+            g = per_sample_weight_grads_autograd(mod, w, tape.h[i][s:s + chunk],
+                                                 d[s:s + chunk])
             wg[i, s:s + chunk] = _flat_norm(g)
         wg_vjp[i] = wg[i, :nb]                      # already the vjp: no second pass
     zero = lambda g, ref: g if g is not None else torch.zeros_like(ref)  # noqa: E731

@@ -40,7 +40,8 @@ class Spectrum:
     msq: np.ndarray
     shape: tuple[int, int]    # (m, n) of the Jacobian
     full: bool
-    method: str               # 'chain' | 'dense' | 'lanczos'
+    method: str               # 'chain' | 'chain-topk' | 'dense' | 'lanczos' | 'skipped'
+    residual: np.ndarray | None = None   # (n_inputs,) worst relative residual of the top-k
 
     @property
     def top(self) -> np.ndarray:
@@ -88,6 +89,8 @@ class JacobianOptions:
     operator_inputs: int = 1        # inputs that get matrix-free spectra (expensive)
     chunk: int = 16                 # inputs per chunk on the chain path
     seed: int = 0
+    mode: str = "full"              # full | topk | auto (gradcheck.probe.budget)
+    budget_seconds: float = 10.0    # auto: the plan's estimated seconds must fit this
 
 
 def _diagonal_derivative(out: torch.Tensor, inp: torch.Tensor) -> torch.Tensor | None:
@@ -144,16 +147,56 @@ def _svdvals(m: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def chain_spectra(mats: list[torch.Tensor]) -> tuple[list[tuple], list[tuple]]:
-    """(local, cumulative) lists of (singular values (B, k), msq (B,)) from the chain matrices."""
-    local = [(s := _svdvals(m), _msq(s)) for m in mats]
-    cumulative: list[tuple] = []
-    C = None
-    for i in range(len(mats) - 2, -1, -1):
-        C = mats[i] if C is None else C @ mats[i]
-        s = _svdvals(C)
-        cumulative.append((s, _msq(s)))
-    return local, cumulative[::-1]
+def _svdvals_rows(m: torch.Tensor) -> torch.Tensor:
+    """:func:`_svdvals` of ``m`` (B, r, c) without its all-zero rows (exactly-zero singular
+    values: ReLU's dead units zero whole rows of ``diag(a') W``), zeros padded back — the SVD
+    of a ReLU layer's Jacobian on about half its rows, ~4x fewer flops."""
+    B, r, c = m.shape
+    live = (m != 0).any(-1)                                    # (B, r)
+    a = int(live.sum(1).max()) if B else r
+    if a >= r or a == 0:
+        return _svdvals(m) if a else torch.zeros(B, min(r, c), dtype=m.dtype, device=m.device)
+    order = torch.argsort((~live).to(torch.int8), dim=1, stable=True)[:, :a]
+    s = _svdvals(torch.gather(m, 1, order[:, :, None].expand(B, a, c)))
+    return torch.nn.functional.pad(s, (0, min(r, c) - s.shape[1]))
+
+
+def _topk_explicit(m: torch.Tensor, k: int, opts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of explicit matrices (B, r, c) by block Krylov: (values (B, 2k) with NaN
+    bottom half, worst residual (B,))."""
+    from .krylov import topk_singular
+
+    if not torch.isfinite(m).all():
+        v = torch.full((m.shape[0], 2 * k), float("nan"), dtype=m.dtype, device=m.device)
+        v[:, :k] = float("inf")
+        return v, torch.full((m.shape[0],), float("nan"), dtype=m.dtype)
+    r = topk_singular(lambda V: m @ V, lambda U: m.mT @ U, m.shape[-1], m.shape[0], k,
+                      dtype=m.dtype, device=m.device, seed=opts.seed, tol=opts.tol)
+    top = torch.nn.functional.pad(r.values, (0, k - r.values.shape[1]), value=0.0)
+    bottom = torch.full_like(top, float("nan"))
+    return torch.cat([top, bottom], 1), r.residual.amax(1) if r.residual.numel() else \
+        torch.zeros(m.shape[0], dtype=m.dtype)
+
+
+def _frob_msq(m: torch.Tensor) -> torch.Tensor:
+    return (m ** 2).sum(dim=(-2, -1)) / min(m.shape[-2:])
+
+
+def chain_jobs(n: list[int]) -> list:
+    """Per-input costs of the chain path's Jacobians for layer sizes ``n`` (h_0..h_{L-1})."""
+    from .budget import Job, matmul_seconds, svd_seconds, topk_seconds
+
+    L = len(n)
+    jobs = []
+    for i in range(L):
+        m = n[i + 1] if i + 1 < L else 1
+        jobs.append(Job("local", i, (m, n[i]), svd_seconds(m, n[i]), topk_seconds(m, n[i])))
+    for i in range(L - 1):
+        prod = matmul_seconds(n[L - 1], n[i + 1], n[i]) if i < L - 2 else 0.0
+        shp = (n[L - 1], n[i])
+        jobs.append(Job("cumulative", i, shp, prod + svd_seconds(*shp),
+                        prod + topk_seconds(*shp)))
+    return jobs
 
 
 class _Operator:
@@ -288,6 +331,71 @@ def _pad_stack(rows: list[np.ndarray]) -> np.ndarray:
     return np.stack([np.pad(r, (0, k - len(r)), constant_values=np.nan) for r in rows])
 
 
+def _chain_path(model, x, first: Tape, opts: JacobianOptions, progress):
+    """The chain path under a plan: (local, cumulative, plan text, note)."""
+    from .budget import Progress, make_plan
+
+    L = len(first.layers)
+    n = [int(np.prod(h.shape[1:])) for h in first.h]
+    jobs = chain_jobs(n)
+    plan = make_plan(jobs, x.shape[0], opts.mode, opts.budget_seconds)
+    say = progress or (lambda msg: None)
+    say(f"Jacobian spectra plan: {plan.describe(jobs)}")
+    bar = Progress(progress, plan.seconds, "Jacobian spectra")
+    cost = {(j.family, j.index): (j.full_s if plan.methods[(j.family, j.index)] == "full"
+                                  else j.topk_s) for j in jobs}
+    n_loc, n_cum = plan.inputs["local"], plan.inputs["cumulative"]
+    acc = {("local", i): [] for i in range(L)} | {("cumulative", i): [] for i in range(L - 1)}
+    k = opts.k
+
+    def measure(key, mat, b):
+        if plan.methods[key] == "full":
+            sv = _svdvals_rows(mat)
+            out = (sv, _msq(sv), None)
+        else:
+            vals, res = _topk_explicit(mat, k, opts)
+            out = (vals, _frob_msq(mat), res)
+        acc[key].append(tuple(None if t is None else t.detach().double().cpu().numpy()
+                              for t in out))
+        bar.step(cost[key] * b, f"({key[0]} Jacobian {key[1] + 1})")
+
+    for s0 in range(0, max(n_loc, n_cum), opts.chunk):
+        s1 = min(s0 + opts.chunk, max(n_loc, n_cum))
+        mats = chain_matrices(record(model, x[s0:s1]))
+        bl, bc = max(0, min(n_loc, s1) - s0), max(0, min(n_cum, s1) - s0)
+        for i in range(L):
+            if bl:
+                measure(("local", i), mats[i][:bl], bl)
+        C = None
+        if bc:
+            for i in range(L - 2, -1, -1):
+                C = mats[i][:bc] if C is None else C @ mats[i][:bc]
+                measure(("cumulative", i), C, bc)
+
+    def spectrum(key, shp):
+        parts = acc[key]
+        full = plan.methods[key] == "full"
+        res = None if full else np.concatenate([p[2] for p in parts])
+        return Spectrum(np.concatenate([p[0] for p in parts]),
+                        np.concatenate([p[1] for p in parts]), shp, full,
+                        "chain" if full else "chain-topk", res)
+
+    local = [spectrum(("local", i), (n[i + 1] if i + 1 < L else 1, n[i])) for i in range(L)]
+    cum = [spectrum(("cumulative", i), (n[L - 1], n[i])) for i in range(L - 1)]
+    return local, cum, plan.describe(jobs), plan.reduced
+
+
+def spectra_with_plan(model: nn.Module, x: torch.Tensor,
+                      opts: JacobianOptions = JacobianOptions(), progress=None):
+    """:func:`jacobian_spectra` plus ``(plan, note)``: what was computed how, and, where the
+    budget cut anything, a note saying what and how to get the rest."""
+    first = record(model, x[:1])
+    if chain_matrices(first) is not None:
+        return _chain_path(model, x, first, opts, progress)
+    local, cum = _operator_path(model, x, opts, progress)
+    return local, cum, "matrix-free (operator) path", ""
+
+
 def jacobian_spectra(model: nn.Module, x: torch.Tensor,
                      opts: JacobianOptions = JacobianOptions(),
                      progress=None) -> tuple[list, list]:
@@ -296,22 +404,11 @@ def jacobian_spectra(model: nn.Module, x: torch.Tensor,
     Returns:
         ``(local, cumulative)``: lists of :class:`Spectrum`, of lengths L and L-1.
     """
-    first = record(model, x[:1])
-    if chain_matrices(first) is not None:
-        loc, cum = [[] for _ in first.layers], [[] for _ in first.layers[:-1]]
-        for s in range(0, x.shape[0], opts.chunk):
-            tape = record(model, x[s:s + opts.chunk])
-            lc, cc = chain_spectra(chain_matrices(tape))
-            for acc, res in ((loc, lc), (cum, cc)):
-                for j, (sv, msq) in enumerate(res):
-                    acc[j].append((sv.detach().double().numpy(), msq.detach().double().numpy()))
-        mk = lambda parts, shp: Spectrum(np.concatenate([p[0] for p in parts]),  # noqa: E731
-                                         np.concatenate([p[1] for p in parts]), shp, True,
-                                         "chain")
-        L = len(first.layers)
-        n = [int(np.prod(h.shape[1:])) for h in first.h]
-        return ([mk(loc[i], (n[i + 1] if i + 1 < L else 1, n[i])) for i in range(L)],
-                [mk(cum[i], (n[L - 1], n[i])) for i in range(L - 1)])
+    local, cum, _, _ = spectra_with_plan(model, x, opts, progress)
+    return local, cum
+
+
+def _operator_path(model, x, opts: JacobianOptions, progress):
     with single_threaded():
         n_in = min(x.shape[0], opts.operator_inputs)
         if n_in == 0:

@@ -8,7 +8,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import quad
 
 
 def gauss_mean(f, q: float) -> float:
@@ -17,6 +16,8 @@ def gauss_mean(f, q: float) -> float:
     (A fixed Gauss-Hermite rule scaled by ``sqrt(q)`` under-resolves tanh's and sigmoid's
     unit-width features once ``q`` is large: +3% at q = 9, +161% at q = 100.)
     """
+    from scipy.integrate import quad  # here: scipy.integrate costs 0.25 s of start-up
+
     sd = math.sqrt(max(q, 0.0))
     if sd == 0.0:
         return float(f(np.zeros(1))[0])
