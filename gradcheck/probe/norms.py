@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..schemes.sigma import module_operator_norm, sigma_R, sigma_R2
+from ..schemes.sigma import module_operator_norm, top_sigma
 from ..schemes.spectral import one_step_sigma, scaling_of
 from .layers import LayerInfo
 
@@ -53,9 +53,13 @@ def layer_norms(info: LayerInfo, module: nn.Module, w_eff: torch.Tensor, tol: fl
     w = w_eff.detach()
     op = module_operator_norm(module, info.input_shape, weight=w, tol=tol, seed=seed)
     raw = _raw_weight(module)
+    wd = w.double()
+    s_R = top_sigma(wd.reshape(wd.shape[0], -1))
+    s_R2 = top_sigma(wd.transpose(0, 1).reshape(wd.shape[1], -1))
     return LayerNorms(
-        sigma_R=float(sigma_R(w.double())), sigma_R2=float(sigma_R2(w.double())),
+        sigma_R=s_R, sigma_R2=s_R2,
         sigma_op=float(op.sigma), op_residual=float(op.residual), op_method=op.method,
         frobenius=float(w.double().norm()), sigma_scheme=_scheme_divisor(module, w, raw),
-        raw_sigma_R=float(sigma_R(raw.double())),
+        raw_sigma_R=s_R if raw is w_eff or torch.equal(raw, w) else
+        top_sigma(raw.double().reshape(raw.shape[0], -1)),
         sigma_1step=one_step_sigma(raw, seed=seed + info.index))
