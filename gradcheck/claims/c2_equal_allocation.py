@@ -43,7 +43,7 @@ def _c2a(ctx: Context) -> list[dict]:
     import torch
     from torch import nn
 
-    from ..probe.hessian import effective_weight_grads
+    from ..probe.hessian import effective_weight_grad_norms
     from ..reference import materialize
 
     seed, L, tol = ctx.seed, len(ctx.layers), ctx.tol
@@ -65,16 +65,15 @@ def _c2a(ctx: Context) -> list[dict]:
     rng = np.random.default_rng([seed, 2])
     c = np.exp(rng.normal(0.0, 0.3, L))
     c /= np.exp(np.mean(np.log(c)))             # prod c_i = 1
-    D0, g0 = effective_weight_grads(plain, x.double())
+    D0, g0 = effective_weight_grad_norms(plain, x.double())
     layers = [m for m in plain.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     with torch.no_grad():
         for m, ci in zip(layers, c):
             m.weight.mul_(float(ci))
-    D1, g1 = effective_weight_grads(plain, x.double())
+    D1, g1 = effective_weight_grad_norms(plain, x.double())
     rows = []
     for t in range(L):
-        n0 = g0[t].reshape(len(x), -1).norm(dim=1).numpy() / c[t]
-        n1 = g1[t].reshape(len(x), -1).norm(dim=1).numpy()
+        n0, n1 = g0[t] / c[t], g1[t]
         lhs, rhs, ratio = identity_ratio(n1, n0)
         rows.append(row("C2a", seed, t, lhs, rhs, ratio, tol,
                         f"c_t = {c[t]:.4f}, prod c = 1: ||dD/dW_t|| divided by c_t; tol x "

@@ -21,8 +21,8 @@ from ..spec import SPECTRA_MODES
 
 #: nominal float64 rates (flop/s) on 2 cores: LAPACK gesdd counted as 4 m n min(m, n) flops,
 #: matmul 2 m n k, convolution / autograd products (with their Python overhead) much slower
-SVD_RATE, MATMUL_RATE, OPERATOR_RATE = 4e9, 1.5e10, 1e9
-KRYLOV_PRODUCTS = 300           # nominal block-column products of one top-k solve (k=3)
+SVD_RATE, MATMUL_RATE, MATVEC_RATE, OPERATOR_RATE = 4e9, 1.5e10, 3e9, 1e9
+KRYLOV_PRODUCTS = 150           # nominal products of one top-k Lanczos solve (k=3, tol 1e-6)
 OPERATOR_OVERHEAD = 2e-4        # seconds of Python/autograd per matrix-free product
 MODES = SPECTRA_MODES
 
@@ -36,9 +36,9 @@ def matmul_seconds(m: int, k: int, n: int) -> float:
 
 
 def topk_seconds(m: int, n: int) -> float:
-    """Top-k of an explicit (m, n) matrix: products plus Rayleigh-Ritz on a ~100-column basis."""
-    return KRYLOV_PRODUCTS * 4.0 * m * n / MATMUL_RATE + 30 * 4.0 * max(m, n) * 96 ** 2 \
-        / MATMUL_RATE
+    """Top-k of an explicit (m, n) matrix per input: Lanczos products (memory-bound matrix-vector
+    products, ~3 GFLOP/s) plus the per-step overhead shared by a batch of 16 inputs."""
+    return KRYLOV_PRODUCTS * 2.0 * m * n / MATVEC_RATE + 0.004
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._autodiff import vjp
+from ..linalg import vjp
 from .layers import Tape
 from .trace import GraphNode
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._autodiff import per_sample_vjp
+from ..linalg import per_sample_vjp
 from .layers import Tape, layer_apply
 
 

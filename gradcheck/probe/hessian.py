@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .._threads import single_threaded
-from ._autodiff import hessian
+from ..linalg import hessian
 from .layers import ProbeError, layer_apply, record
 
 #: Layers with at most this many weight entries get the dense Hessian and ``eigvalsh``.
@@ -302,5 +302,19 @@ def effective_weight_grads(model: nn.Module, x: torch.Tensor
     return tape.D.detach(), [g.detach() for g in grads]
 
 
-__all__ = ["EXACT_MAX", "weight_hessian_opnorm", "weight_hessian_opnorms",
+def effective_weight_grad_norms(model: nn.Module, x: torch.Tensor
+                                ) -> tuple[torch.Tensor, np.ndarray]:
+    """``(D, ||dD(x_b)/dW_t||_F as (L, B))`` w.r.t. the EFFECTIVE weights, by the engine's
+    per-sample norm rules (:func:`gradcheck.probe.gradients.gradient_norms`): the norms
+    without materialising ``B x numel(W)`` per-sample gradients (50 layers of 1024 x 1024 at
+    batch 256 would be 100 GB)."""
+    from .gradients import gradient_norms
+
+    with _eval(model), single_threaded():
+        tape = record(model, x)
+        g = gradient_norms(tape)
+    return tape.D.detach(), g.weight_grad
+
+
+__all__ = ["EXACT_MAX", "effective_weight_grad_norms", "weight_hessian_opnorm", "weight_hessian_opnorms",
            "raw_weight_hessian_opnorm", "raw_weight_grads", "effective_weight_grads"]

@@ -170,7 +170,9 @@ def _topk_explicit(m: torch.Tensor, k: int, opts) -> tuple[torch.Tensor, torch.T
         v = torch.full((m.shape[0], 2 * k), float("nan"), dtype=m.dtype, device=m.device)
         v[:, :k] = float("inf")
         return v, torch.full((m.shape[0],), float("nan"), dtype=m.dtype)
-    r = topk_singular(lambda V: m @ V, lambda U: m.mT @ U, m.shape[-1], m.shape[0], k,
+    # (V^T M^T)^T, not M V: bmm with one column is 3-6x slower than with one row (measured)
+    r = topk_singular(lambda V: (V.mT @ m.mT).mT, lambda U: (U.mT @ m).mT, m.shape[-1],
+                      m.shape[0], k,
                       dtype=m.dtype, device=m.device, seed=opts.seed, tol=opts.tol)
     top = torch.nn.functional.pad(r.values, (0, k - r.values.shape[1]), value=0.0)
     bottom = torch.full_like(top, float("nan"))

