@@ -316,5 +316,6 @@ def effective_weight_grad_norms(model: nn.Module, x: torch.Tensor
     return tape.D.detach(), g.weight_grad
 
 
-__all__ = ["EXACT_MAX", "effective_weight_grad_norms", "weight_hessian_opnorm", "weight_hessian_opnorms",
-           "raw_weight_hessian_opnorm", "raw_weight_grads", "effective_weight_grads"]
+__all__ = ["EXACT_MAX", "effective_weight_grad_norms", "weight_hessian_opnorm",
+           "weight_hessian_opnorms", "raw_weight_hessian_opnorm", "raw_weight_grads",
+           "effective_weight_grads"]

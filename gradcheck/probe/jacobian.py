@@ -16,6 +16,7 @@ Only singular values are kept; Jacobians are built one input chunk at a time.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -310,19 +311,84 @@ def _operator_spectrum(op: _Operator, opts: JacobianOptions) -> tuple[np.ndarray
     return np.concatenate([top, bottom]), msq, False
 
 
-def operator_spectra(model: nn.Module, x1: torch.Tensor, opts: JacobianOptions, say=None):
-    """(local, cumulative) lists of (values, msq, full, (m, n)) for ONE input ``x1`` (1, ...)."""
+def _layer_flops(info) -> float:
+    """Multiply-adds x 2 of one probe layer's forward on one input."""
+    out_pos = int(np.prod(info.output_shape[1:])) if info.kind == "conv" else 1
+    if info.kind == "linear" and len(info.output_shape) > 1:
+        out_pos = int(np.prod(info.output_shape[:-1]))
+    return 2.0 * float(np.prod(info.weight_shape)) * out_pos
+
+
+def operator_jobs(layers, opts: JacobianOptions) -> list:
+    """Per-input costs of the matrix-free path (one job per local / cumulative Jacobian)."""
+    from .budget import OPERATOR_OVERHEAD, OPERATOR_RATE, Job
+
+    L = len(layers)
+    n = [int(np.prod(info.input_shape)) for info in layers]
+    flops = [_layer_flops(info) for info in layers]
+
+    def seconds(m, nn_, lo, hi):
+        per = OPERATOR_OVERHEAD + 3.0 * sum(flops[lo:hi + 1]) / OPERATOR_RATE
+        thin = min(m, nn_) <= 2 * opts.k + 2
+        if thin or (min(m, nn_) <= opts.dense_max and m * nn_ <= opts.dense_elems):
+            return 0.3 * min(m, nn_) * per + 4.0 * m * nn_ * min(m, nn_) / 4e9
+        return (0.6 * opts.max_matvecs + opts.bottom_matvecs + opts.hutchinson_probes) * per
+
+    jobs = []
+    for i in range(L):
+        m = n[i + 1] if i + 1 < L else 1
+        t = seconds(m, n[i], i, i)
+        jobs.append(Job("local", i, (m, n[i]), t, t))
+    for i in range(L - 1):
+        t = seconds(n[L - 1], n[i], i, L - 2)
+        jobs.append(Job("cumulative", i, (n[L - 1], n[i]), t, t))
+    return jobs
+
+
+def operator_plan(jobs: list, n_inputs: int, mode: str, budget: float):
+    """auto: the cheapest Jacobians first while the estimate fits; the rest skipped.
+    Returns ``(run: set of (family, index), estimated seconds, note)``."""
+    if mode != "auto":
+        return {(j.family, j.index) for j in jobs}, n_inputs * sum(j.full_s for j in jobs), ""
+    run, total = set(), 0.0
+    for j in sorted(jobs, key=lambda j: j.full_s):
+        if total + n_inputs * j.full_s <= budget:
+            run.add((j.family, j.index))
+            total += n_inputs * j.full_s
+    skipped = [j for j in jobs if (j.family, j.index) not in run]
+    note = ""
+    if skipped:
+        est = n_inputs * sum(j.full_s for j in skipped)
+        names = ", ".join(f"{j.family} {j.index}" for j in skipped[:6]) + \
+            (f" and {len(skipped) - 6} more" if len(skipped) > 6 else "")
+        note = (f"--budget-seconds {budget:g}: {len(skipped)} of {len(jobs)} matrix-free "
+                f"Jacobians skipped ({names}; estimated {est:.3g} s more; --spectra full or "
+                f"--budget-seconds {est + total:.3g} for all)")
+    return run, total, note
+
+
+def operator_spectra(model: nn.Module, x1: torch.Tensor, opts: JacobianOptions, say=None,
+                     run: set | None = None):
+    """(local, cumulative) lists of (values, msq, full, (m, n)) for ONE input ``x1`` (1, ...);
+    Jacobians not in ``run`` (when given) are skipped: NaN values, ``full`` None."""
     tape = record(model, x1)
     L = len(tape.layers)
     say = say or (lambda msg: None)
     dst_local = tape.h[1:] + [tape.D.reshape(1, 1)]
     local, cumulative = [], []
+    skip = lambda op: (np.full(2 * opts.k, np.nan), math.nan, None, (op.m, op.n))  # noqa: E731
     for i in range(L):
         op = _Operator(dst_local[i], tape.h[i])
+        if run is not None and ("local", i) not in run:
+            local.append(skip(op))
+            continue
         local.append((*_operator_spectrum(op, opts), (op.m, op.n)))
         say(f"local Jacobian {i + 1}/{L} ({op.m}x{op.n}, {op.matvecs} products)")
     for i in range(L - 1):
         op = _Operator(tape.h[L - 1], tape.h[i])
+        if run is not None and ("cumulative", i) not in run:
+            cumulative.append(skip(op))
+            continue
         cumulative.append((*_operator_spectrum(op, opts), (op.m, op.n)))
         say(f"cumulative Jacobian {i + 1}/{L - 1} ({op.m}x{op.n}, {op.matvecs} products)")
     return local, cumulative
@@ -394,8 +460,15 @@ def spectra_with_plan(model: nn.Module, x: torch.Tensor,
     first = record(model, x[:1])
     if chain_matrices(first) is not None:
         return _chain_path(model, x, first, opts, progress)
-    local, cum = _operator_path(model, x, opts, progress)
-    return local, cum, "matrix-free (operator) path", ""
+    n_in = min(x.shape[0], opts.operator_inputs)
+    jobs = operator_jobs(first.layers, opts)
+    run, est, note = operator_plan(jobs, n_in, opts.mode, opts.budget_seconds)
+    plan = (f"matrix-free: {len(run)} of {len(jobs)} Jacobians on {n_in} input(s) "
+            f"(estimated {est:.3g} s)")
+    if progress:
+        progress(f"Jacobian spectra plan: {plan}")
+    local, cum = _operator_path(model, x, opts, progress, run)
+    return local, cum, plan, note
 
 
 def jacobian_spectra(model: nn.Module, x: torch.Tensor,
@@ -410,21 +483,23 @@ def jacobian_spectra(model: nn.Module, x: torch.Tensor,
     return local, cum
 
 
-def _operator_path(model, x, opts: JacobianOptions, progress):
+def _operator_path(model, x, opts: JacobianOptions, progress, run=None):
     with single_threaded():
         n_in = min(x.shape[0], opts.operator_inputs)
         if n_in == 0:
             return [], []
         per_input = [operator_spectra(model, x[b:b + 1], opts, progress and (
-            lambda msg, b=b: progress(f"input {b + 1}/{n_in}: {msg}"))) for b in range(n_in)]
+            lambda msg, b=b: progress(f"input {b + 1}/{n_in}: {msg}")), run)
+            for b in range(n_in)]
     out = []
     for which in (0, 1):
         specs = []
         for j in range(len(per_input[0][which])):
             parts = [p[which][j] for p in per_input]
-            full = all(p[2] for p in parts)
+            skipped = any(p[2] is None for p in parts)
+            full = not skipped and all(p[2] for p in parts)
             specs.append(Spectrum(_pad_stack([p[0] for p in parts]),
                                   np.array([p[1] for p in parts]), parts[0][3], full,
-                                  "dense" if full else "lanczos"))
+                                  "skipped" if skipped else "dense" if full else "lanczos"))
         out.append(specs)
     return out[0], out[1]

@@ -201,3 +201,27 @@ def test_cli_bad_spectra_and_thread_flags_exit_2(argv, needle, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_operator_path_budget_skips_the_expensive_jacobians_and_says_so(seed):
+    from conftest import conv_case
+
+    model, x = conv_case(depth=3, channels=2, image_size=5).make(seed)
+    full_l, full_c, _, note_full = spectra_with_plan(model, x, JacobianOptions(mode="full"))
+    assert note_full == "" and all(sp.method != "skipped" for sp in full_l + full_c)
+    from gradcheck.probe.jacobian import operator_jobs
+    from gradcheck.probe.layers import record
+
+    jobs = operator_jobs(record(model, x[:1]).layers, JacobianOptions())
+    cheapest = min(j.full_s for j in jobs)
+    opts = JacobianOptions(mode="auto", budget_seconds=cheapest * 1.0001)
+    loc, cum, plan, note = spectra_with_plan(model, x, opts)
+    specs = loc + cum
+    ran = [sp for sp in specs if sp.method != "skipped"]
+    skipped = [sp for sp in specs if sp.method == "skipped"]
+    assert len(ran) >= 1 and skipped, plan
+    assert all(np.isnan(sp.values).all() and not sp.full for sp in skipped)
+    assert "--budget-seconds" in note and "skipped" in note
+    for sp, ref in zip(specs, full_l + full_c):      # what was computed equals the full run
+        if sp.method != "skipped":
+            assert np.allclose(sp.values, ref.values, equal_nan=True, rtol=1e-12, atol=0)
