@@ -39,6 +39,11 @@ def _c2b(ctx: Context) -> list[dict]:
                 "whole network: L ||x||^2 C^(2-2/L) <= ||x||^2 C^2 sum s_t^-2")]
 
 
+#: C2a compares the rescaled and the original net on the first inputs only (each comparison is
+#: four passes over the batch; at depth 50, width 1024 and batch 256 all of them took 40 s)
+C2A_INPUTS = 64
+
+
 def _c2a(ctx: Context) -> list[dict]:
     import torch
     from torch import nn
@@ -57,11 +62,11 @@ def _c2a(ctx: Context) -> list[dict]:
     from ..probe.conditioning import conditioning
 
     try:       # rounding amplification where sums nearly cancel (as C6a): tol x K
-        k = max(conditioning(plain, ctx.x.double()), 1.0)
+        k = max(conditioning(plain, ctx.x[:C2A_INPUTS].double()), 1.0)
     except (RuntimeError, ValueError):
         k = 1.0
     tol = tol * k
-    x = ctx.x
+    x = ctx.x[:C2A_INPUTS]
     rng = np.random.default_rng([seed, 2])
     c = np.exp(rng.normal(0.0, 0.3, L))
     c /= np.exp(np.mean(np.log(c)))             # prod c_i = 1

@@ -123,7 +123,8 @@ def _fast_norms(info, h: torch.Tensor, delta: torch.Tensor, max_elements: int):
     return out
 
 
-def gradient_norms(tape: Tape, max_elements: int = 1 << 24) -> GradientNorms:
+def gradient_norms(tape: Tape, max_elements: int = 1 << 24,
+                   check_inputs: int = CHECK_INPUTS) -> GradientNorms:
     """All per-input gradient norms of a recorded forward pass (THEORY C1, C1a, C7).
 
     ``max_elements`` bounds the size of one chunk of per-sample weight gradients. The weight
@@ -136,14 +137,14 @@ def gradient_norms(tape: Tape, max_elements: int = 1 << 24) -> GradientNorms:
                                 allow_unused=True)
     deltas, acts = grads[:L], grads[L:]
     wg = np.zeros((L, B))
-    nb = min(B, CHECK_INPUTS)
+    nb = min(B, check_inputs)
     wg_vjp = np.full((L, nb), np.nan)       # C1a reads dense layers only
     for i, (mod, w) in enumerate(zip(tape.modules, tape.weights)):
         d = deltas[i] if deltas[i] is not None else torch.zeros_like(tape.z[i])
         fast = _fast_norms(tape.layers[i], tape.h[i], d, max_elements)
         if fast is not None:
             wg[i] = fast
-            if tape.layers[i].kind == "linear":     # the independent side of C1a
+            if tape.layers[i].kind == "linear" and nb:     # the independent side of C1a
                 wg_vjp[i] = _flat_norm(per_sample_weight_grads_autograd(
                     mod, w, tape.h[i][:nb], d[:nb]))
             continue
