@@ -106,7 +106,8 @@ def _twin(seed: int, subj: Subject, ctx: Context):
 
     if subj.twin_model is None or failed_premise(REGISTRY["C6a"], ctx):
         return None, 1.0
-    twin = probe(subj.twin_model, subj.x, ProbeOptions(spectra=False, seed=seed))
+    # C6a reads the twin's gradient norms only: no layer norms (conv Lanczos), no spectra
+    twin = probe(subj.twin_model, subj.x, ProbeOptions(spectra=False, norms=False, seed=seed))
     try:    # rounding amplification where sums nearly cancel (C6a tolerance)
         k = conditioning(subj.twin_model, subj.x)
     except (RuntimeError, ValueError):

@@ -62,7 +62,7 @@ def check(ctx: Context) -> list[dict]:
                         holds=bool(err <= tol * max(ref, 1e-300)),
                         note=f"max over {len(xs)} inputs of ||autograd - (G - <G,W_bar>uv^T)"
                              "/sigma||"))
-        b = np.array([c3b_bound(G[i], W) for i in range(len(xs))])
+        b = np.array([c3b_bound(G[i], W, sigma) for i in range(len(xs))])
         n = meas.reshape(len(xs), -1).norm(dim=1).numpy()
         lhs, rhs, r = worst_ratio(n, b)
         rows.append(row("C3b", seed, t, lhs, rhs, r, tol,

@@ -19,6 +19,7 @@ class ProbeOptions:
     """What to measure and how hard to try."""
 
     spectra: bool = True                  # compute Jacobian singular values
+    norms: bool = True                    # compute the layer norms (False: ProbeResult.norms=())
     spectra_inputs: int = 16              # how many of the inputs get spectra
     jacobian: JacobianOptions = field(default_factory=JacobianOptions)
     op_tol: float = 1e-10                 # relative tolerance of conv operator norms
@@ -70,8 +71,10 @@ def probe(model: nn.Module, x: torch.Tensor, opts: ProbeOptions = ProbeOptions()
             facts = measure_facts(first, model)
             say("gradient norms done")
             norms = tuple(layer_norms(info, mod, w, opts.op_tol, opts.seed)
-                          for info, mod, w in zip(first.layers, first.modules, first.weights))
-            say("spectral norms done")
+                          for info, mod, w in zip(first.layers, first.modules, first.weights)
+                          ) if opts.norms else ()
+            if opts.norms:
+                say("spectral norms done")
             local = cumulative = ()
             note = plan = ""
             if opts.spectra and opts.spectra_inputs > 0 and not facts.chain:

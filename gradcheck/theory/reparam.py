@@ -124,7 +124,7 @@ def nuclear_norm(G: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_norm(_as_matrix(G), ord="nuc")
 
 
-def c3b_bound(G: torch.Tensor, W: torch.Tensor) -> float:
+def c3b_bound(G: torch.Tensor, W: torch.Tensor, sigma: float | None = None) -> float:
     """THEORY C3b: ``||dD/dW||_F <= (||G||_F + ||G||_*) / sigma(W)``.
 
     From C3a: ``||u v^T||_F = 1`` and ``|<G, W_bar>| <= ||G||_* ||W_bar||_op = ||G||_*``.
@@ -132,10 +132,11 @@ def c3b_bound(G: torch.Tensor, W: torch.Tensor) -> float:
     Args:
         G: ``dD/dW_bar`` for ONE input (or any single gradient), shape ``W.shape``.
         W: the raw weight, ``(c_out, c_in[, kh, kw])``.
+        sigma: ``sigma(W)`` when the caller has it (one SVD per layer, not per input).
     """
-    sigma = top_singular_triple(W)[0]
+    sigma = float(top_singular_triple(W)[0]) if sigma is None else float(sigma)
     G = G.detach().to(torch.float64)
-    return float((G.norm() + nuclear_norm(G)) / sigma.to(torch.float64))
+    return float((G.norm() + nuclear_norm(G)) / sigma)
 
 
 def c3b_dense_bound(x_norm, sigma, lam: float, others=1.0):
