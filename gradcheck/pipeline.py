@@ -149,7 +149,7 @@ def check_subject(subj: Subject, opts: ProbeOptions, seed: int = 0, model_level:
     ctx = Context(res, subj.setting, seed, ctx.model, subj.x, twin, k,
                   extra=dict(mean_field=mf, model_level=model_level))
     say("checking the claims")
-    checks = check_all(ctx)
+    checks = check_all(ctx, say)
     spectra_out = {}
     for t in range(len(res.layers)):
         if t < len(res.local):

@@ -47,8 +47,14 @@ CLAIMS = REGISTRY          # the name gradcheck exported before the claims packa
 _MODEL_LEVEL = (c2_equal_allocation, c3_sn_map_gradient, c4_hessian_bound)
 
 
-def check_all(ctx: Context) -> list[dict]:
-    """All checks of one seed, in claim order (rows with :data:`CHECK_COLUMNS`)."""
+def check_all(ctx: Context, progress=None) -> list[dict]:
+    """All checks of one seed, in claim order (rows with :data:`CHECK_COLUMNS`).
+
+    ``progress(msg)``, if given, hears of every claim module that took over a second (the
+    model-level ones re-measure the model: minutes on a large one)."""
+    import time
+
+    t_all = time.perf_counter()
     finite = bool(np.isfinite(ctx.result.grads.weight_grad).all())
     model = ctx.model
     was = getattr(model, "training", False)
@@ -56,9 +62,15 @@ def check_all(ctx: Context) -> list[dict]:
         model.eval()
     rows: list[dict] = []
     try:
-        for m in MODULES:
+        for i, m in enumerate(MODULES):
+            t0 = time.perf_counter()
             if finite or m not in _MODEL_LEVEL:
                 rows += m.check(ctx)
+                took = time.perf_counter() - t0
+                if progress and took > 1.0:
+                    ids = ", ".join(c.id for c in m.CLAIMS)
+                    progress(f"claims {ids} checked in {took:.1f} s ({i + 1}/{len(MODULES)} "
+                             f"modules, {time.perf_counter() - t_all:.0f} s so far)")
                 continue
             # non-finite gradients: the claims that re-measure on the model are skipped
             # (overflow where their premises hold, not applicable where they do not)

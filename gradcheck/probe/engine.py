@@ -1,6 +1,7 @@
 """The probe engine: one call measures everything THEORY needs about a model on some inputs."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -70,9 +71,20 @@ def probe(model: nn.Module, x: torch.Tensor, opts: ProbeOptions = ProbeOptions()
                 parts.append(gradient_norms(tape, opts.max_elements))
             facts = measure_facts(first, model)
             say("gradient norms done")
-            norms = tuple(layer_norms(info, mod, w, opts.op_tol, opts.seed)
-                          for info, mod, w in zip(first.layers, first.modules, first.weights)
-                          ) if opts.norms else ()
+            norms = ()
+            if opts.norms:            # conv operator norms by Lanczos: seconds per layer
+                from .budget import Progress
+
+                cost = [float(max(1, w.numel())) * (1 if info.kind == "linear" else
+                                                     max(1, math.prod(info.output_shape[1:])))
+                        for info, w in zip(first.layers, first.weights)]
+                bar = Progress(progress, sum(cost), "layer norms")
+                out = []
+                for j, (info, mod, w) in enumerate(zip(first.layers, first.modules,
+                                                       first.weights)):
+                    out.append(layer_norms(info, mod, w, opts.op_tol, opts.seed))
+                    bar.step(cost[j], f"(layer {j + 1}/{len(cost)})")
+                norms = tuple(out)
             if opts.norms:
                 say("spectral norms done")
             local = cumulative = ()
