@@ -21,7 +21,7 @@ import pandas as pd
 
 #: every directory gradcheck writes carries this manifest: {"kind": ..., "version": ...}
 MANIFEST = "gradcheck.json"
-KINDS = ("run", "train", "track", "prove", "figures", "sweep")
+KINDS = ("run", "train", "track", "prove", "figures", "sweep", "compare")
 
 
 def write_manifest(directory: Path, kind: str) -> None:
