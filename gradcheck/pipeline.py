@@ -96,6 +96,10 @@ def layer_rows(ctx: Context, v, mf, mf_pad) -> list[dict]:
                 else math.nan
             row[f"jac_{name}_msq"] = float(np.mean(sp.msq)) if sp else math.nan
             row[f"jac_{name}_method"] = sp.method if sp else ""
+            row[f"jac_{name}_inputs"] = int(sp.values.shape[0]) if sp else 0
+            # top-k solves: the worst relative residual over inputs (NaN: full spectrum)
+            row[f"jac_{name}_residual"] = float(np.max(sp.residual)) \
+                if sp is not None and sp.residual is not None and len(sp.residual) else math.nan
         rows.append(row)
     return rows
 
@@ -135,6 +139,8 @@ def check_subject(subj: Subject, opts: ProbeOptions, seed: int = 0, model_level:
     res = probe(subj.model, subj.x, opts, say)
     say("measured: " + res.facts.describe())
     notes = list(res.facts.warnings) + ([res.spectra_note] if res.spectra_note else [])
+    if res.spectra_plan:
+        notes.append(f"Jacobian spectra plan: {res.spectra_plan}")
     if subj.source != "builtin":
         notes.insert(0, "model facts (measured): " + res.facts.describe())
     ctx = Context(res, subj.setting, seed, subj.model if model_level else None, subj.x)
@@ -152,10 +158,11 @@ def check_subject(subj: Subject, opts: ProbeOptions, seed: int = 0, model_level:
     checks = check_all(ctx, say)
     spectra_out = {}
     for t in range(len(res.layers)):
-        if t < len(res.local):
-            spectra_out[f"seed{seed}/layer{t}/local"] = res.local[t].values
-        if t < len(res.cumulative):
-            spectra_out[f"seed{seed}/layer{t}/cumulative"] = res.cumulative[t].values
+        for name, specs in (("local", res.local), ("cumulative", res.cumulative)):
+            if t < len(specs):
+                spectra_out[f"seed{seed}/layer{t}/{name}"] = specs[t].values
+                if specs[t].residual is not None:
+                    spectra_out[f"seed{seed}/layer{t}/{name}_residual"] = specs[t].residual
     spectra_out[f"seed{seed}/weight_grad"] = res.grads.weight_grad
     spectra_out[f"seed{seed}/act_grad"] = res.grads.act_grad
     return SeedOutput(layer_rows(ctx, v, mf, mf_pad), checks, spectra_out, res, subj,

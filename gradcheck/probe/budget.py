@@ -5,9 +5,9 @@ development machine with ``torch.linalg.svdvals``/``matmul``/``conv2d``; a faste
 finishes sooner), so the same spec gives the same plan — and the same files — everywhere. The
 ETA shown while computing uses the measured elapsed time.
 
-Modes (``--spectra``): ``full`` every Jacobian's full spectrum; ``topk`` top-k by batched block
-Krylov (:mod:`gradcheck.probe.krylov`) and the mean squared singular value exactly where the
-matrix is formed (Hutchinson where it is not); ``auto`` (default) full spectra where the plan
+Modes (``--spectra``): ``full`` every Jacobian's full spectrum; ``topk`` top-k by batched
+Lanczos (:mod:`gradcheck.probe.krylov`) and the exact mean squared singular value (the
+matrices are formed on the chain path); ``auto`` (default) full spectra where the plan
 fits ``--budget-seconds``, top-k for the rest, and fewer inputs for the expensive family when
 even top-k does not fit (the run's notes say so).
 """
@@ -101,7 +101,7 @@ def make_plan(jobs: list[Job], n_inputs: int, mode: str, budget: float) -> Plan:
             methods[(j.family, j.index)] = "full"
             if cost() > budget:
                 methods[(j.family, j.index)] = "topk"
-        n_top = sum(m == "topk" for m in methods.values()) - len(thin & set(methods))
+        n_top = sum(m == "topk" for m in methods.values())
         fewer = [f"{fam} on {inputs[fam]} of {n_inputs} inputs" for fam in inputs
                  if inputs[fam] < n_inputs and any(j.family == fam for j in jobs)]
         if n_top > 0 or fewer:

@@ -91,7 +91,8 @@ def _patches(layer, h: torch.Tensor, delta: torch.Tensor):
     return (Dl, P) if P.shape[-1] == Dl.shape[-1] else None
 
 
-def _conv_norms(module, h: torch.Tensor, delta: torch.Tensor, max_elements: int) -> np.ndarray:
+def _conv_norms(module, w_shape, h: torch.Tensor, delta: torch.Tensor,
+                max_elements: int) -> np.ndarray:
     """Per-sample ``||dD/dW||_F`` of a Conv2d: the batch as ``groups`` of one weight-gradient
     convolution (``torch.nn.grad.conv2d_weight``), chunked so a chunk holds at most
     ``max_elements`` gradient entries. Exact like im2col (equal to the last bit) and, where
@@ -100,7 +101,7 @@ def _conv_norms(module, h: torch.Tensor, delta: torch.Tensor, max_elements: int)
     16x16, 0.108 vs 0.168 s for 64 channels 4x4/s2 at 32x32; with 8x8 outputs and 256-512
     channels the ghost norm wins, 0.099 s vs 0.56 s im2col and 1.15 s grouped)."""
     B, c_in = h.shape[:2]
-    w_shape = tuple(module.weight.shape)
+    w_shape = tuple(w_shape)
     per = int(np.prod(w_shape))
     if module.padding_mode != "zeros" or isinstance(module.padding, str):  # explicit pad
         mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
@@ -136,7 +137,7 @@ def _fast_norms(info, h: torch.Tensor, delta: torch.Tensor, max_elements: int, m
         n_pos = int(np.prod(info.output_shape[1:]))
         a, b = info.weight_shape[0], info.fan_in
         if not n_pos * n_pos * (a + b) < a * b * n_pos:   # the ghost norm is not cheaper
-            return _conv_norms(module, h, delta, max_elements)
+            return _conv_norms(module, info.weight_shape, h, delta, max_elements)
     pair = _patches(info, h, delta)
     if pair is None:
         return None

@@ -163,22 +163,25 @@ def _svdvals_rows(m: torch.Tensor) -> torch.Tensor:
 
 
 def _topk_explicit(m: torch.Tensor, k: int, opts) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k of explicit matrices (B, r, c) by block Krylov: (values (B, 2k) with NaN
-    bottom half, worst residual (B,))."""
+    """Top-k of explicit matrices (B, r, c) by batched Lanczos: (values (B, 2k) with a NaN
+    bottom half, worst residual (B,)). A matrix with non-finite entries (float32 overflow)
+    gets top values ``inf`` and residual NaN; the others of the chunk are solved as usual."""
     from .krylov import topk_singular
 
-    if not torch.isfinite(m).all():
-        v = torch.full((m.shape[0], 2 * k), float("nan"), dtype=m.dtype, device=m.device)
-        v[:, :k] = float("inf")
-        return v, torch.full((m.shape[0],), float("nan"), dtype=m.dtype)
-    # (V^T M^T)^T, not M V: bmm with one column is 3-6x slower than with one row (measured)
-    r = topk_singular(lambda V: (V.mT @ m.mT).mT, lambda U: (U.mT @ m).mT, m.shape[-1],
-                      m.shape[0], k,
-                      dtype=m.dtype, device=m.device, seed=opts.seed, tol=opts.tol)
-    top = torch.nn.functional.pad(r.values, (0, k - r.values.shape[1]), value=0.0)
-    bottom = torch.full_like(top, float("nan"))
-    return torch.cat([top, bottom], 1), r.residual.amax(1) if r.residual.numel() else \
-        torch.zeros(m.shape[0], dtype=m.dtype)
+    B = m.shape[0]
+    vals = torch.full((B, 2 * k), float("nan"), dtype=m.dtype, device=m.device)
+    res = torch.full((B,), float("nan"), dtype=m.dtype, device=m.device)
+    good = torch.isfinite(m).flatten(1).all(1)
+    vals[~good, :k] = float("inf")
+    if bool(good.any()):
+        g = m[good]
+        # (V^T M^T)^T, not M V: bmm with one column is 3-6x slower than with one row
+        r = topk_singular(lambda V: (V.mT @ g.mT).mT, lambda U: (U.mT @ g).mT, g.shape[-1],
+                          g.shape[0], k, dtype=m.dtype, device=m.device, seed=opts.seed,
+                          tol=opts.tol)
+        vals[good, :k] = r.values                # NaN where not converged or not computed
+        res[good] = r.residual.nan_to_num(nan=float("inf")).amax(1) if k else 0.0
+    return vals, res
 
 
 def _frob_msq(m: torch.Tensor) -> torch.Tensor:

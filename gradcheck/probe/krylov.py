@@ -14,6 +14,7 @@ when the product budget is spent are NaN.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +26,7 @@ class TopK:
 
     values: torch.Tensor      # (B, k) descending; NaN where not converged
     residual: torch.Tensor    # (B, k) residuals ||A^T u - s v|| / s_1
-    products: int             # applications of A or A^T, per operator (counting block columns)
+    products: int             # applications of A or A^T, per operator
     iterations: int
 
 
@@ -52,8 +53,8 @@ def _unit_perp(w: torch.Tensor, basis: torch.Tensor, gaussian) -> tuple[torch.Te
 
 
 def topk_singular(apply, adjoint, n: int, batch: int, k: int, *, dtype, device, seed: int = 0,
-                  tol: float = 1e-6, block: int | None = None, max_dim: int = 400,
-                  max_products: int = 2000) -> TopK:
+                  tol: float = 1e-6, max_dim: int = 400, max_products: int = 2000,
+                  _m: int | None = None) -> TopK:
     """Top-``k`` singular values of ``B`` operators ``(m, n)`` given as batched products.
 
     Golub-Kahan-Lanczos bidiagonalisation (no squaring of the spectrum: zero and small values
@@ -66,9 +67,14 @@ def topk_singular(apply, adjoint, n: int, batch: int, k: int, *, dtype, device, 
         apply, adjoint: ``A V`` for ``V`` of shape ``(B, n, p)``; ``A^T U`` for ``(B, m, p)``.
         n: columns of each operator; batch: ``B``; k: how many values.
         seed: seeds the Gaussian start vector (CPU generator: the same on every device).
-        tol: residual (relative to the top value) at which a value counts as converged.
-        block: unused (kept for callers of the block version); max_dim: Lanczos steps before
-        giving up; max_products: budget of products of ``A`` and ``A^T`` per operator.
+        tol: residual (relative to the top value) at which a value counts as converged;
+            raised to ``10 sqrt(max(m, n)) eps`` of the dtype (the floor of the explicit
+            residual: float32 cannot reach 1e-6 on large operators).
+        max_dim: Lanczos steps before giving up; max_products: budget of products of ``A``
+            and ``A^T`` per operator.
+
+    Wide operators (``m < n``) are solved as their transpose, so that the right basis is the
+    one that can become complete (then the values are exact).
     """
     g = torch.Generator().manual_seed(seed)
     A = lambda v: apply(v[..., None])[..., 0]          # noqa: E731
@@ -82,6 +88,12 @@ def topk_singular(apply, adjoint, n: int, batch: int, k: int, *, dtype, device, 
     v = v / v.norm(dim=1, keepdim=True)
     u = A(v)
     m = u.shape[1]
+    if m < n:                                                # solve A^T: same values
+        r = topk_singular(adjoint, apply, m, batch, k, dtype=dtype, device=device, seed=seed,
+                          tol=tol, max_dim=max_dim, max_products=max_products - 1)
+        return TopK(r.values, r.residual, r.products + 1, r.iterations)
+    tol = max(tol, 10.0 * math.sqrt(max(m, n)) * torch.finfo(dtype).eps)
+    k_req = k
     k = min(k, m, n)
     steps = min(m, n, max_dim)
     V = torch.zeros((batch, steps + 1, n), dtype=dtype, device=device)
@@ -122,11 +134,14 @@ def topk_singular(apply, adjoint, n: int, batch: int, k: int, *, dtype, device, 
             products += k
             res = Rt.norm(dim=1) / top
             res = torch.where(S[:, :1] > 0, res, torch.zeros_like(res))
-            full = j >= min(m, n)                    # the whole space: exact up to round-off
+            full = j >= n                  # V spans R^n (n <= m here): exact up to round-off
             ok = (res <= tol) | full
             vals = torch.where(ok, sig, torch.full_like(sig, float("nan")))
-            if vals.shape[1] < k:
-                vals = torch.nn.functional.pad(vals, (0, k - vals.shape[1]), value=0.0)
+            if vals.shape[1] < k_req:       # fewer values than asked: not computed, NaN
+                vals = torch.nn.functional.pad(vals, (0, k_req - vals.shape[1]),
+                                               value=float("nan"))
+                res = torch.nn.functional.pad(res, (0, k_req - res.shape[1]),
+                                              value=float("nan"))
             return TopK(vals.detach(), res.detach(), products, it)
         V[:, j] = w
         betas.append(b)
@@ -136,12 +151,4 @@ def topk_singular(apply, adjoint, n: int, batch: int, k: int, *, dtype, device, 
         alphas.append(a2)
 
 
-def hutchinson_msq(apply, n: int, batch: int, probes: int, *, dtype, device, seed: int = 0):
-    """``tr(A^T A) / n`` per operator from ``probes`` Rademacher vectors (B,) — unbiased."""
-    g = torch.Generator().manual_seed(seed + 7919)
-    Z = (torch.randint(0, 2, (batch, n, probes), generator=g) * 2 - 1).to(dtype=dtype,
-                                                                          device=device)
-    return (apply(Z) ** 2).sum(dim=(1, 2)) / (probes * n)
-
-
-__all__ = ["TopK", "topk_singular", "hutchinson_msq"]
+__all__ = ["TopK", "topk_singular"]

@@ -54,8 +54,12 @@ def layer_norms(info: LayerInfo, module: nn.Module, w_eff: torch.Tensor, tol: fl
     op = module_operator_norm(module, info.input_shape, weight=w, tol=tol, seed=seed)
     raw = _raw_weight(module)
     wd = w.double()
-    s_R = top_sigma(wd.reshape(wd.shape[0], -1))
-    s_R2 = top_sigma(wd.transpose(0, 1).reshape(wd.shape[1], -1))
+    W_R = wd.reshape(wd.shape[0], -1)
+    gram = "AtA" if W_R.shape[0] >= W_R.shape[1] else "AAt"
+    s_R = top_sigma(W_R, gram=gram)
+    # the same Gram label on W_R2 = W_R^T (dense) is the OTHER Gram matrix, with another
+    # start vector: C9a (sigma_R = sigma_R2) compares two computations, not one twice
+    s_R2 = top_sigma(wd.transpose(0, 1).reshape(wd.shape[1], -1), seed=1, gram=gram)
     return LayerNorms(
         sigma_R=s_R, sigma_R2=s_R2,
         sigma_op=float(op.sigma), op_residual=float(op.residual), op_method=op.method,

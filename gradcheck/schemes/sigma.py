@@ -104,27 +104,29 @@ def _top_by_gram(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     sigma = evals[-1].clamp_min(0).sqrt()
     if tall:
         v = evecs[:, -1]
-        u = A @ v / sigma if sigma > 0 else torch.zeros(A.shape[0], dtype=A.dtype)
+        u = A @ v / sigma if sigma > 0 else A.new_zeros(A.shape[0])
     else:
         u = evecs[:, -1]
-        v = A.T @ u / sigma if sigma > 0 else torch.zeros(A.shape[1], dtype=A.dtype)
+        v = A.T @ u / sigma if sigma > 0 else A.new_zeros(A.shape[1])
     sign = 1.0 if v[v.abs().argmax()] >= 0 else -1.0
     return sigma, sign * u, sign * v
 
 
-def top_sigma(matrix: Tensor) -> float:
+def top_sigma(matrix: Tensor, seed: int = 0, gram: str = "small") -> float:
     """``sigma_max`` of a 2-D matrix, not differentiable: ``svdvals`` for small matrices; above
     :data:`GRAM_MIN` Lanczos on the smaller Gram matrix (relative residual <= 1e-13), else the
-    top eigenvalue of that Gram matrix (relative accuracy ~eps)."""
+    top eigenvalue of that Gram matrix (relative accuracy ~eps). ``gram`` ('small', 'AtA',
+    'AAt') picks the Gram matrix Lanczos works on, ``seed`` its start vector."""
     from ..linalg import lanczos_top
 
     A = matrix.detach()
     if min(A.shape) <= GRAM_MIN:
         return float(torch.linalg.svdvals(A)[0]) if A.numel() else 0.0
-    r = lanczos_top(A)
+    r = lanczos_top(A, seed=seed, gram=gram)
     if r is not None:
         return float(r[0])
-    G = A.T @ A if A.shape[0] >= A.shape[1] else A @ A.T
+    tall = A.shape[0] >= A.shape[1] if gram == "small" else gram == "AtA"
+    G = A.T @ A if tall else A @ A.T
     return float(torch.linalg.eigvalsh(G)[-1].clamp_min(0).sqrt())
 
 
