@@ -64,7 +64,17 @@ def per_sample_weight_grads(module, w: torch.Tensor, h: torch.Tensor,
 
 def per_sample_weight_grads_autograd(module, w: torch.Tensor, h: torch.Tensor,
                                      delta: torch.Tensor) -> torch.Tensor:
-    """:func:`per_sample_weight_grads` by autograd of the layer map only (the C1a side)."""
+    """:func:`per_sample_weight_grads` by autograd of the layer map only (the C1a side).
+
+    Dense layers on vectors: one backward of the batched map ``z_b = W_b h_b`` with one weight
+    copy ``W_b`` per sample (autograd of ``bmm``, not the closed form ``delta h^T``), 8x fewer
+    autograd calls than one per sample; anything else one backward per sample."""
+    if isinstance(module, torch.nn.Linear) and h.dim() == 2 and h.shape[0] > 0:
+        with torch.enable_grad():
+            Wb = w.detach().expand(h.shape[0], *w.shape).clone().requires_grad_(True)
+            z = (Wb @ h.detach()[:, :, None])[:, :, 0]
+            (g,) = torch.autograd.grad(z, Wb, delta.detach().reshape(z.shape))
+        return g
     return per_sample_vjp(lambda hb, ww: layer_apply(module, hb, ww), w, h, delta)
 
 
