@@ -274,14 +274,17 @@ def raw_weight_grads(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         with torch.no_grad():
             modules = record(model, x[:1]).modules
         raws = [_raw_tensor(m) for m in modules]
-        out = [torch.zeros((x.shape[0], *r.shape), dtype=r.dtype) for r in raws]
-        for b in range(x.shape[0]):
-            with torch.enable_grad():
+        out = [torch.zeros((x.shape[0], *r.shape), dtype=r.dtype, device=r.device)
+               for r in raws]
+        # parametrize.cached(): the parametrized weights (an SVD per SN layer) are computed
+        # once for all inputs; retain_graph keeps their graph for the next input's backward
+        with torch.enable_grad(), parametrize.cached():
+            for b in range(x.shape[0]):
                 D = model(x[b:b + 1]).reshape(())
-                gs = torch.autograd.grad(D, raws, allow_unused=True)
-            for t, g in enumerate(gs):
-                if g is not None:
-                    out[t][b] = g.detach()
+                gs = torch.autograd.grad(D, raws, allow_unused=True, retain_graph=True)
+                for t, g in enumerate(gs):
+                    if g is not None:
+                        out[t][b] = g.detach()
     return out
 
 
