@@ -127,7 +127,8 @@ def chain_matrices(tape: Tape) -> list[torch.Tensor] | None:
         diag = _diagonal_derivative(nxt, tape.z[i])
         if diag is None:
             return None
-        mats.append(diag[:, :, None] * tape.weights[i][None])
+        # detached: svdvals of a tensor that requires grad computes the singular vectors too
+        mats.append(diag[:, :, None] * tape.weights[i].detach()[None])
     return mats
 
 
