@@ -10,12 +10,23 @@ from __future__ import annotations
 import torch
 
 
+def grad(outputs, inputs, grad_outputs, **kwargs):
+    """``torch.autograd.grad(outputs, inputs, grad_outputs)`` as the gradient of the scalar
+    ``sum(<output, grad_output>)`` — the same numbers bit for bit (``d(y*v).sum()/dy = v``
+    exactly), without ``torch.autograd``'s shape check on explicit gradients, whose first use
+    imports ``torch.fx.experimental.symbolic_shapes`` and sympy (0.4 s of start-up)."""
+    outs = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
+    gos = [grad_outputs] if isinstance(grad_outputs, torch.Tensor) else list(grad_outputs)
+    total = sum((o * g.reshape(o.shape)).sum() for o, g in zip(outs, gos))
+    return torch.autograd.grad(total, inputs, **kwargs)
+
+
 def vjp(fn, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``(d fn(x) / dx)^T v`` for a function of one tensor (zeros where ``fn`` ignores ``x``)."""
     with torch.enable_grad():
         leaf = x.detach().requires_grad_(True)
         y = fn(leaf)
-        (g,) = torch.autograd.grad(y, leaf, v.reshape(y.shape), allow_unused=True)
+        (g,) = grad(y, leaf, v, allow_unused=True)
     return torch.zeros_like(x) if g is None else g
 
 
@@ -33,8 +44,7 @@ def hessian(f, w: torch.Tensor, batch_rows: int = 256) -> torch.Tensor:
             return torch.zeros(n, n, dtype=w.dtype, device=w.device)
         eye = torch.eye(n, dtype=w.dtype, device=w.device)
         if n <= batch_rows:
-            rows = [torch.autograd.grad(g, leaf, e, retain_graph=True, allow_unused=True)[0]
-                    for e in eye]
+            rows = [grad(g, leaf, e, retain_graph=True, allow_unused=True)[0] for e in eye]
             rows = [torch.zeros(n, dtype=w.dtype, device=w.device) if r is None else r
                     for r in rows]
             return torch.stack(rows).detach()
@@ -56,8 +66,7 @@ def per_sample_vjp(fn, w: torch.Tensor, h: torch.Tensor, delta: torch.Tensor) ->
         leaf = w.detach().requires_grad_(True)
         for b in range(h.shape[0]):
             y = fn(h[b:b + 1].detach(), leaf)
-            (g,) = torch.autograd.grad(y, leaf, delta[b:b + 1].detach().reshape(y.shape),
-                                       allow_unused=True)
+            (g,) = grad(y, leaf, delta[b:b + 1].detach(), allow_unused=True)
             out[b] = 0 if g is None else g
     return out
 

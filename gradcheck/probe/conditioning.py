@@ -9,6 +9,7 @@ import math
 import torch
 from torch import nn
 
+from ..linalg import grad
 from .layers import layer_apply, record
 
 
@@ -53,8 +54,8 @@ def conditioning(model: nn.Module, x: torch.Tensor) -> float:
             continue
         d = deltas[i].detach()
         hv = torch.zeros_like(h, requires_grad=True)         # a linear map: its VJP ignores h
-        (g,) = torch.autograd.grad(layer_apply(mod, hv, w), hv, d)
-        (ga,) = torch.autograd.grad(layer_apply(mod, hv, w.abs()), hv, d.abs())
+        (g,) = grad(layer_apply(mod, hv, w), hv, d)
+        (ga,) = grad(layer_apply(mod, hv, w.abs()), hv, d.abs())
         if i > 0:                                            # through a'(z_{i-1}) to delta_{i-1}
             g = g.reshape(slopes[i - 1].shape) * slopes[i - 1]
             ga = ga.reshape(slopes[i - 1].shape) * slopes[i - 1].abs()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..linalg import per_sample_vjp
+from ..linalg import grad, per_sample_vjp
 from .layers import Tape, layer_apply
 
 
@@ -73,7 +73,7 @@ def per_sample_weight_grads_autograd(module, w: torch.Tensor, h: torch.Tensor,
         with torch.enable_grad():
             Wb = w.detach().expand(h.shape[0], *w.shape).clone().requires_grad_(True)
             z = (Wb @ h.detach()[:, :, None])[:, :, 0]
-            (g,) = torch.autograd.grad(z, Wb, delta.detach().reshape(z.shape))
+            (g,) = grad(z, Wb, delta.detach())
         return g
     return per_sample_vjp(lambda hb, ww: layer_apply(module, hb, ww), w, h, delta)
 

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .._threads import single_threaded
-from ..linalg import hessian
+from ..linalg import grad, hessian
 from .layers import ProbeError, layer_apply, record
 
 #: Layers with at most this many weight entries get the dense Hessian and ``eigvalsh``.
@@ -99,7 +99,7 @@ def _hvp_operator(f, w0: torch.Tensor):
 
     def matvec(v):
         vt = torch.as_tensor(np.ascontiguousarray(v).reshape(w.shape), dtype=w.dtype)
-        hv = torch.autograd.grad(g, w, vt, retain_graph=True, allow_unused=True)[0]
+        hv = grad(g, w, vt, retain_graph=True, allow_unused=True)[0]
         return np.zeros(n) if hv is None else hv.detach().reshape(-1).double().numpy()
     return matvec, n
 

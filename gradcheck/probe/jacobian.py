@@ -25,6 +25,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh, svds
 from torch import nn
 
 from .._threads import single_threaded
+from ..linalg import grad
 from .layers import Tape, record
 
 
@@ -104,8 +105,8 @@ def _diagonal_derivative(out: torch.Tensor, inp: torch.Tensor) -> torch.Tensor |
     r = torch.randn(out.shape, generator=torch.Generator().manual_seed(12345),
                     dtype=out.dtype).to(out.device)
     try:
-        d1 = torch.autograd.grad(out, inp, ones, retain_graph=True)[0]
-        d2 = torch.autograd.grad(out, inp, r, retain_graph=True)[0]
+        d1 = grad(out, inp, ones, retain_graph=True)[0]
+        d2 = grad(out, inp, r, retain_graph=True)[0]
     except RuntimeError:
         return None
     if d1 is None or not torch.allclose(d2, r.reshape(d2.shape) * d1, rtol=1e-12, atol=0):
