@@ -146,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (field, typ, hlp) in TRAIN_FLAGS.items():
         t.add_argument(flag, dest=field, type=_typed(typ, flag), default=argparse.SUPPRESS,
                        help=hlp)
+    t.add_argument("--scheme", dest="scheme_alias", metavar="SCHEME", type=str,
+                   default=argparse.SUPPRESS,
+                   help="alias of --init (the name train used before)")
+    t.add_argument("--device", type=str, default="cpu",
+                   help="cpu | cuda | auto (cuda if available; default cpu)")
     t.add_argument("--out", type=Path, required=True, help="run directory (resumed if it holds "
                    "checkpoints of the same spec)")
     t.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run")
@@ -175,21 +180,24 @@ TRAIN_FLAGS = {
     "--channels": ("channels", int, "D channels (conv; default 32)"),
     "--activation": ("activation", str, "D activation relu | lrelu | tanh | linear"),
     "--slope": ("slope", float, "leaky-ReLU slope (default 0.1)"),
-    "--scheme": ("scheme", str, "D scaling: " + " | ".join(SCHEME_NAMES) + " (default sn)"),
+    "--init": ("scheme", str, "D scaling: " + " | ".join(SCHEME_NAMES) + " (default sn)"),
     "--scale": ("scale", float, f"c for {' / '.join(SCALED_SCHEMES)}"),
     "--sn-mode": ("sn_mode", str, "power (authors', default) | exact"),
     "--power-iterations": ("power_iterations", int, "power steps per D forward (default 1)"),
     "--z-dim": ("z_dim", int, "latent size (default 16 for 2-D data, 64 for images)"),
-    "--steps": ("steps", int, "G steps (default 2000)"),
-    "--batch": ("batch", int, "batch size (default 64)"),
-    "--lr": ("lr", float, "Adam learning rate (default 1e-4)"),
+    "--steps": ("steps", int, "G steps (default 4000 for 2-D data, 2000 for images)"),
+    "--batch": ("batch", int, "batch size (default 512 for 2-D data, 64 for images)"),
+    "--lr": ("lr", float, "Adam learning rate of D and G (default 1e-3 for 2-D data, 1e-4 "
+                          "for images)"),
     "--beta1": ("beta1", float, "Adam beta1 (default 0.5)"),
     "--beta2": ("beta2", float, "Adam beta2 (default 0.999)"),
-    "--d-steps": ("d_steps", int, "D steps per G step (default 1)"),
+    "--d-steps": ("d_steps", int, "D steps per G step (default 2 for 2-D data, 1 for images)"),
     "--n-data": ("n_data", int, "size of the generated data set (default 10000)"),
     "--log-every": ("log_every", int, "steps between metrics rows (default 50)"),
     "--ckpt-every": ("ckpt_every", int, "steps between checkpoints (default 500)"),
     "--seed": ("seed", int, "seed of everything (default 0)"),
+    "--lift": ("lift", float, "2-D data: D sees (x, LIFT), a constant input coordinate in place "
+                              "of a first-layer bias (default 1; 0: bare x; images: 0)"),
 }
 
 
@@ -198,7 +206,24 @@ def cmd_train(ns) -> int:
     from .train.checkpoint import checkpoint_files
 
     fields = {f: getattr(ns, f) for f, _, _ in TRAIN_FLAGS.values() if hasattr(ns, f)}
-    spec = validate_train(TrainSpec(**fields))
+    if hasattr(ns, "scheme_alias"):
+        if fields.get("scheme", ns.scheme_alias) != ns.scheme_alias:
+            raise UsageError(f"arguments --init and --scheme: --scheme is an alias of --init; "
+                             f"give one (got {fields['scheme']!r} and {ns.scheme_alias!r})")
+        fields["scheme"] = ns.scheme_alias
+    try:
+        spec = validate_train(TrainSpec(**fields))
+    except SpecError as e:          # name the flag that was typed
+        if hasattr(ns, "scheme_alias") and not hasattr(ns, "scheme"):
+            raise SpecError(str(e).replace("--init", "--scheme")) from None
+        raise
+    from .build import resolve_device
+    from .spec import DEVICES
+
+    if ns.device not in DEVICES:
+        raise SpecError(f"argument --device: must be one of {', '.join(DEVICES)}; "
+                        f"got {ns.device!r}")
+    device = resolve_device(ns.device)
     check_out_dir(ns.out, force=False, kind="train", resume=True)
     from .resources import check_train_resources
 
@@ -211,7 +236,7 @@ def cmd_train(ns) -> int:
     from .train.gan import train
 
     try:
-        t = train(spec, ns.out, resume=True, progress=not ns.quiet)
+        t = train(spec, ns.out, resume=True, progress=not ns.quiet, device=device)
     except (CheckpointError, DataError) as e:
         raise SpecError(f"argument --out/--data: {e}") from None
     last = (ns.out / "metrics.csv").read_text().splitlines()
@@ -222,7 +247,7 @@ def cmd_train(ns) -> int:
               f"step kept, recorded in {ns.out / 'summary.json'}", file=sys.stderr)
         return 0
     if not ns.quiet:
-        print(f"trained {spec.steps} steps ({spec.scheme} D on {spec.data}) in "
+        print(f"trained {spec.steps} steps ({spec.scheme} D on {spec.data}, {device.type}) in "
               f"{t.seconds:.1f} s -> {ns.out}")
         print("last metrics: " + ", ".join(f"{k}={v}" for k, v in zip(
             last[0].split(","), last[-1].split(",")) if not k.startswith(("raw_", "grad_"))))

@@ -296,9 +296,17 @@ TOY_DATA = ("ring", "grid")
 IMAGE_DATA = ("shapes",)
 
 
+#: defaults of the fields left None that differ between 2-D (toy) and image data: chosen by
+#: measurement for the toy GANs (README "Training": ring of 8 Gaussians, every scheme), the
+#: authors' settings for images
+TOY_DEFAULTS = dict(z_dim=16, lr=1e-3, steps=4000, batch=512, d_steps=2, lift=1.0)
+IMAGE_DEFAULTS = dict(z_dim=64, lr=1e-4, steps=2000, batch=64, d_steps=1, lift=0.0)
+
+
 @dataclass(frozen=True)
 class TrainSpec:
-    """A GAN training run (hinge loss, Adam; defaults follow the authors' code)."""
+    """A GAN training run (hinge loss, Adam; image defaults follow the authors' code, 2-D
+    defaults were measured, see :data:`TOY_DEFAULTS`)."""
 
     data: str = "ring"                # ring | grid | shapes | cifar10:PATH | npy:PATH
     arch: str | None = None           # D: one of ARCHS (None: mlp for 2-D, conv else)
@@ -307,21 +315,25 @@ class TrainSpec:
     channels: int = 32                # D channels (conv, resnet)
     activation: str | None = None     # D activation (None: the arch's default_activation)
     slope: float = 0.1
-    scheme: str = "sn"                # D scaling; lecun/xavier/kaiming/orthogonal = unnormalised
+    scheme: str = "sn"                # D scaling (CLI --init, alias --scheme); lecun/xavier/
+    #                                   kaiming/orthogonal = unnormalised
     scale: float = 1.0                # c for ssn / bssn
     sn_mode: str = "power"            # power (authors': persistent vectors) | exact
     power_iterations: int = 1
     z_dim: int | None = None          # None: 2-D data 16, images 64
-    steps: int = 2000
-    batch: int = 64
-    lr: float = 1e-4
+    steps: int | None = None          # None: 2-D data 4000, images 2000
+    batch: int | None = None          # None: 2-D data 512, images 64
+    lr: float | None = None           # Adam lr of D and G (None: 2-D data 1e-3, images 1e-4)
     beta1: float = 0.5
     beta2: float = 0.999
-    d_steps: int = 1                  # D steps per G step
+    d_steps: int | None = None        # D steps per G step (None: 2-D data 2, images 1)
     n_data: int = 10000               # size of the generated data set
     log_every: int = 50
     ckpt_every: int = 500
     seed: int = 0
+    lift: float | None = None         # 2-D data: D sees (x, lift), a constant input coordinate
+    #                                   that stands in for a first-layer bias (None: 2-D 1, images
+    #                                   0 = none); the D stays a bias-free chain (THEORY premise)
 
     @property
     def is_toy(self) -> bool:
@@ -340,16 +352,31 @@ class TrainSpec:
     def resolved(self) -> "TrainSpec":
         arch = self.arch or ("mlp" if self.is_toy else "conv")
         a = ARCHS[arch]
+        defaults = TOY_DEFAULTS if self.is_toy else IMAGE_DEFAULTS
+        filled = {k: v if getattr(self, k) is None else getattr(self, k)
+                  for k, v in defaults.items()}
         return replace(self, arch=arch, depth=a.fixed_depth or self.depth or 4,
-                       activation=self.activation or a.default_activation,
-                       z_dim=self.z_dim or (16 if self.is_toy else 64))
+                       activation=self.activation or a.default_activation, **filled)
 
     def to_dict(self) -> dict:
         return asdict(self.resolved())
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSpec":
+        """A validated spec from a spec.json / checkpoint dict.
+
+        ``init`` is accepted for ``scheme`` (the CLI's name). A dict without ``lift`` was written
+        before the field existed, when D took the bare 2-D input: it loads with ``lift = 0``.
+        """
+        d = dict(d)
+        if "init" in d:
+            if "scheme" in d and d["scheme"] != d["init"]:
+                raise SpecError(f"train spec: fields 'init' and 'scheme' name the same setting; "
+                                f"got {d['init']!r} and {d['scheme']!r}")
+            d["scheme"] = d.pop("init")
         names = {f.name for f in fields(cls)}
+        if "lift" not in d and set(d) >= names - {"lift"}:
+            d["lift"] = 0.0            # a resolved spec from before the field: D saw bare x
         unknown = sorted(set(d) - names)
         if unknown:
             raise SpecError(f"train spec: unknown field(s) {', '.join(unknown)}")
@@ -358,15 +385,21 @@ class TrainSpec:
 
 def validate_train(spec: TrainSpec) -> TrainSpec:
     """Check every field of a TrainSpec; return it resolved or raise SpecError."""
-    if not (spec.data in TOY_DATA + IMAGE_DATA or spec.data.startswith(("cifar10:", "npy:"))):
+    if not (isinstance(spec.data, str) and (spec.data in TOY_DATA + IMAGE_DATA or
+                                            spec.data.startswith(("cifar10:", "npy:")))):
         raise SpecError(f"argument --data: must be one of {', '.join(TOY_DATA + IMAGE_DATA)}, "
                         f"cifar10:PATH or npy:PATH; got {spec.data!r}")
     if spec.arch is not None:
         _choice("arch", spec.arch, ARCHS)
     if spec.activation is not None:
         _choice("activation", spec.activation, ACTIVATIONS)
-    _choice("scheme", spec.scheme, TRAIN_SCHEMES)
+    _choice("init", spec.scheme, TRAIN_SCHEMES)
     _choice("sn-mode", spec.sn_mode, MODES)
+    for name in ("steps", "batch", "d_steps", "lr", "lift", "z_dim"):   # None: resolved below
+        v = getattr(spec, name)
+        want = (int, float) if name in ("lr", "lift") else int
+        if v is not None and (isinstance(v, bool) or not isinstance(v, want)):
+            raise SpecError(f"argument --{name.replace('_', '-')}: must be a number; got {v!r}")
     r = spec.resolved()
     flat = [n for n, a in ARCHS.items() if not a.images]
     if spec.is_toy and ARCHS[r.arch].images:
@@ -379,26 +412,32 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
     _depth(r.arch, spec.depth)
     for name in ("width", "channels", "steps", "batch", "d_steps", "n_data", "log_every",
                  "ckpt_every", "power_iterations"):
-        _int_at_least(name.replace("_", "-"), getattr(spec, name), 1)
+        _int_at_least(name.replace("_", "-"), getattr(r, name), 1)
     _int_at_least("seed", spec.seed, 0)
     if spec.seed >= 2 ** 32:
         raise SpecError(f"argument --seed: must be < 2**32; got {spec.seed}")
     if spec.z_dim is not None:
         _int_at_least("z-dim", spec.z_dim, 1)
-    _caps(spec)
-    for name in ("lr", "beta1", "beta2", "scale", "slope"):
-        v = getattr(spec, name)
+    _caps(r)
+    for name in ("lr", "beta1", "beta2", "scale", "slope", "lift"):
+        v = getattr(r, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise SpecError(f"argument --{name}: must be a finite number; got {v!r}")
-    if spec.lr <= 0 or spec.scale <= 0:
+    if r.lr <= 0 or r.scale <= 0:
         raise SpecError("arguments --lr and --scale: must be > 0")
+    if r.lift < 0 or r.lift > 1e6:
+        raise SpecError(f"argument --lift: must be in [0, 1e6] (0: D sees the bare data); "
+                        f"got {r.lift!r}")
+    if r.lift and not spec.is_toy:
+        raise SpecError(f"argument --lift: only 2-D (point) data takes a lift coordinate; "
+                        f"image data {spec.data!r} needs --lift 0 or none")
     if not (0 <= spec.beta1 < 1 and 0 <= spec.beta2 < 1):
         raise SpecError("arguments --beta1/--beta2: must be in [0, 1)")
     if spec.scale != 1.0 and not SCHEME_RECORDS[spec.scheme].takes_scale:
         raise SpecError(f"argument --scale: only {', '.join(SCALED_SCHEMES)} take a scale; "
-                        f"--scheme is {spec.scheme!r}")
+                        f"--init is {spec.scheme!r}")
     return r
 
 
 __all__ = ["ARCHS", "INPUTS", "DTYPES", "DEVICES", "RunSpec", "SpecError", "TrainSpec",
-           "parse_seeds", "validate", "validate_train"]
+           "TOY_DEFAULTS", "IMAGE_DEFAULTS", "parse_seeds", "validate", "validate_train"]

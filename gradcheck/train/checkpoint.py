@@ -31,8 +31,8 @@ def _canonical(obj):
         return [_canonical(v) for v in obj]
     if isinstance(obj, tuple):
         return tuple(_canonical(v) for v in obj)
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
+    if isinstance(obj, torch.Tensor):                # CPU tensors: loadable without CUDA
+        return obj.detach().to("cpu", copy=True)
     if isinstance(obj, str):
         return "".join(obj)              # a new str object, never a shared one
     return obj

@@ -29,10 +29,30 @@ from .generators import ConvGenerator, mlp_generator
 
 
 def load_data(spec: TrainSpec) -> torch.Tensor:
-    """The training set as a float32 tensor (generated, or loaded from cifar10:/npy:)."""
+    """The training set as D sees it: a float32 CPU tensor (generated, or loaded from
+    cifar10:/npy:); 2-D data with ``spec.lift`` > 0 gets the constant coordinate appended,
+    ``(n, 3)``, as every D input does (:func:`lift`)."""
     from .data import make_dataset
 
-    return make_dataset(spec.data, spec.n_data, spec.seed).float()
+    return lift(make_dataset(spec.data, spec.n_data, spec.seed).float(), spec.lift or 0.0)
+
+
+def lift(x: torch.Tensor, value: float) -> torch.Tensor:
+    """``x`` with the constant column ``value`` appended (``value`` 0: ``x`` unchanged).
+
+    A bias-free ReLU D is positively homogeneous, ``D(a x) = a D(x)``: on 2-D data it cannot
+    tell radius 2 from radius 20 and its GAN does not learn (README, "Training"). A constant
+    input coordinate gives the first layer the offset a bias would, and keeps D a bias-free
+    chain on its (lifted) input, so C1 and the other bias-free claims still apply to it.
+    """
+    if not value:
+        return x
+    return torch.cat([x, x.new_full((x.shape[0], 1), float(value))], 1)
+
+
+def data_dims(spec: TrainSpec, sample: torch.Tensor) -> int:
+    """Coordinates of a flat sample that are data (the lift coordinate excluded)."""
+    return sample.shape[1] - (1 if spec.lift else 0)
 
 
 def build_discriminator(spec: TrainSpec, sample: torch.Tensor) -> nn.Module:
@@ -58,7 +78,7 @@ def build_discriminator(spec: TrainSpec, sample: torch.Tensor) -> nn.Module:
 def build_generator(spec: TrainSpec, sample: torch.Tensor) -> nn.Module:
     torch.manual_seed(spec.seed + 1)          # G uses torch's default init, seeded
     if spec.is_toy:
-        return mlp_generator(spec.z_dim, spec.width, 3, sample.shape[1])
+        return mlp_generator(spec.z_dim, spec.width, 3, data_dims(spec, sample), spec.lift)
     side = sample.shape[-1]
     if sample.ndim != 4 or sample.shape[-2] != side or side < 4 or side & (side - 1):
         from .data import DataError
@@ -85,14 +105,22 @@ def input_grad_norms(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class Trainer:
-    """One training run in ``out`` (metrics.csv, ckpt_<step>.pt, spec.json)."""
+    """One training run in ``out`` (metrics.csv, ckpt_<step>.pt, spec.json) on ``device``.
 
-    def __init__(self, spec: TrainSpec, out: Path, progress: bool = True):
+    Device-agnostic: data, models and noise are made on the CPU (the training generator is a
+    CPU ``torch.Generator``) and moved, so a CUDA run draws the same batches and noise as a CPU
+    run; checkpoints hold CPU tensors and resume on either device.
+    """
+
+    def __init__(self, spec: TrainSpec, out: Path, progress: bool = True,
+                 device: str | torch.device = "cpu"):
         self.spec, self.out, self.progress = spec, Path(out), progress
-        self.data = load_data(spec)
+        self.device = torch.device(device)
+        data = load_data(spec)
         self.gen = torch.Generator().manual_seed(spec.seed + 2)
-        self.D = build_discriminator(spec, self.data[:2])
-        self.G = build_generator(spec, self.data[:2])
+        self.D = build_discriminator(spec, data[:2]).to(self.device)
+        self.G = build_generator(spec, data[:2]).to(self.device)
+        self.data = data.to(self.device)
         betas = (spec.beta1, spec.beta2)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=spec.lr, betas=betas)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=spec.lr, betas=betas)
@@ -144,10 +172,11 @@ class Trainer:
     # -- one step ---------------------------------------------------------------------------
     def _batch(self) -> torch.Tensor:
         idx = torch.randint(0, len(self.data), (self.spec.batch,), generator=self.gen)
-        return self.data[idx]
+        return self.data[idx.to(self.device)]
 
     def _z(self) -> torch.Tensor:
-        return torch.randn(self.spec.batch, self.spec.z_dim, generator=self.gen)
+        z = torch.randn(self.spec.batch, self.spec.z_dim, generator=self.gen)
+        return z.to(self.device)
 
     def train_step(self) -> dict:
         D, G, s = self.D, self.G, self.spec
@@ -177,7 +206,7 @@ class Trainer:
             fake = self.G(self._eval_z())
         row = dict(step=self.step, loss_d=info["loss_d"], loss_g=info["loss_g"])
         for i, layer in enumerate(self.layers):
-            row[f"raw_sigma_{i}"] = float(sigma_R(raw_weight(layer).detach().double()))
+            row[f"raw_sigma_{i}"] = float(sigma_R(raw_weight(layer).detach().cpu().double()))
         for i, g in enumerate(info["grads"]):
             row[f"grad_{i}"] = g
         row["input_grad_real"] = float(input_grad_norms(self.D, info["real"]).mean())
@@ -188,23 +217,27 @@ class Trainer:
     def _eval_z(self) -> torch.Tensor:
         # a fixed evaluation noise batch, independent of the training generator's stream
         g = torch.Generator().manual_seed(self.spec.seed + 3)
-        return torch.randn(1000 if self.spec.is_toy else 256, self.spec.z_dim, generator=g)
+        z = torch.randn(1000 if self.spec.is_toy else 256, self.spec.z_dim, generator=g)
+        return z.to(self.device)
 
     def quality(self, fake: torch.Tensor) -> dict:
         from . import data
 
+        fake = fake.detach().cpu()
+        if self.spec.is_toy:
+            fake = fake[:, :data_dims(self.spec, fake)]        # the lift coordinate is not data
         if self.spec.data == "ring":
             st = data.mode_stats(fake, data.ring_centres(8, 2.0), 0.02)
         elif self.spec.data == "grid":
             st = data.mode_stats(fake, data.grid_centres(5, 2.0), 0.05)
         elif self.spec.is_toy:        # other point clouds: Frechet distance of Gaussian fits
-            real = self.data[:len(fake)].double()
+            real = self.data[:len(fake), :fake.shape[1]].cpu().double()
             f = fake.double()
             return dict(point_frechet=float(data.gaussian_frechet(
                 f.mean(0).numpy(), np.cov(f.T.numpy()), real.mean(0).numpy(),
                 np.cov(real.T.numpy()))))
         else:
-            return dict(image_proxy=float(data.image_proxy(fake, self.data[:len(fake)])))
+            return dict(image_proxy=float(data.image_proxy(fake, self.data[:len(fake)].cpu())))
         return dict(modes_covered=st.modes_covered, high_quality=st.high_quality)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -254,14 +287,19 @@ class Trainer:
         if self.diverged is None and self.step >= self.spec.steps:
             from ..report.io import write_json
 
-            write_json(dict(diverged=False, step=self.step), self.out / "summary.json")
+            write_json(dict(diverged=False, step=self.step, device=self.device.type),
+                       self.out / "summary.json")
 
 
 def train(spec: TrainSpec, out: Path, resume: bool = True, progress: bool = True,
-          stop_at: int | None = None) -> Trainer:
-    """Train (resuming from the last checkpoint in ``out`` if asked); return the trainer."""
+          stop_at: int | None = None, device: str | torch.device = "cpu") -> Trainer:
+    """Train (resuming from the last checkpoint in ``out`` if asked); return the trainer.
+
+    ``device``: a torch device (``"cpu"``, ``"cuda"``); resolve ``"auto"`` with
+    :func:`gradcheck.build.resolve_device` first.
+    """
     out = Path(out)
-    t = Trainer(spec, out, progress)            # loads the data first: bad input writes nothing
+    t = Trainer(spec, out, progress, device)    # loads the data first: bad input writes nothing
     if resume and checkpoint_files(out):
         t.resume()
     out.mkdir(parents=True, exist_ok=True)
@@ -271,10 +309,11 @@ def train(spec: TrainSpec, out: Path, resume: bool = True, progress: bool = True
     (out / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n")
     t0 = time.perf_counter()
     # small MLP GANs: thread start-up costs more than the tiny matmuls gain (7x on 2 cores)
-    with single_threaded() if spec.arch == "mlp" else contextlib.nullcontext():
+    small = spec.arch == "mlp" and t.device.type == "cpu"
+    with single_threaded() if small else contextlib.nullcontext():
         t.run(stop_at)
     t.seconds = time.perf_counter() - t0
     return t
 
 
-__all__ = ["Trainer", "train", "build_discriminator", "build_generator", "load_data"]
+__all__ = ["Trainer", "train", "build_discriminator", "build_generator", "load_data", "lift"]

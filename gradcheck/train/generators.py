@@ -3,17 +3,39 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 
-def mlp_generator(z_dim: int, width: int = 128, depth: int = 3, out_dim: int = 2) -> nn.Module:
-    """``z -> ReLU MLP -> R^out_dim`` (no output activation), for the 2-D ring/grid data."""
+class AppendConstant(nn.Module):
+    """``(B, d) -> (B, d + 1)``: appends the column ``value`` (no parameters)."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = float(value)
+
+    def forward(self, x):  # noqa: D102
+        return torch.cat([x, x.new_full((x.shape[0], 1), self.value)], 1)
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"value={self.value:g}"
+
+
+def mlp_generator(z_dim: int, width: int = 128, depth: int = 3, out_dim: int = 2,
+                  lift: float = 0.0) -> nn.Module:
+    """``z -> ReLU MLP -> R^out_dim`` (no output activation), for the 2-D ring/grid data.
+
+    ``lift`` > 0 appends the constant coordinate D's inputs carry (``gradcheck.train.gan.lift``),
+    as a last, parameter-free module: the state-dict keys are those of the unlifted G.
+    """
     layers: list[nn.Module] = []
     n = z_dim
     for _ in range(depth - 1):
         layers += [nn.Linear(n, width), nn.ReLU()]
         n = width
     layers.append(nn.Linear(n, out_dim))
+    if lift:
+        layers.append(AppendConstant(lift))
     return nn.Sequential(*layers)
 
 

@@ -54,7 +54,7 @@ def test_kill_and_resume_subprocess(tmp_path):
     """SIGKILL a real `gradcheck train` mid-run, rerun it, and get the uninterrupted weights."""
     args = ["--data", "ring", "--scheme", "bsn", "--depth", "3", "--width", "32",
             "--steps", "600", "--ckpt-every", "50", "--log-every", "50", "--n-data", "512",
-            "--quiet"]
+            "--batch", "64", "--d-steps", "1", "--quiet"]
     cmd = [sys.executable, "-m", "gradcheck", "train", *args]
     ref = subprocess.run([*cmd, "--out", str(tmp_path / "ref")], capture_output=True, text=True,
                          timeout=600)
@@ -119,7 +119,7 @@ def test_track_reports_c10(tmp_path, capsys):
 
 
 def test_train_bad_input(tmp_path, capsys):
-    for argv, needle in ((["--scheme", "foo"], "--scheme"), (["--data", "mnist"], "--data"),
+    for argv, needle in ((["--init", "foo"], "--init"), (["--data", "mnist"], "--data"),
                          (["--data", "shapes", "--arch", "mlp"], "--arch"),
                          (["--steps", "0"], "--steps"), (["--lr", "-1"], "--lr")):
         code = main(["train", *argv, "--out", str(tmp_path / "t")])
