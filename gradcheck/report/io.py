@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._proc import pid_alive
+
 #: every directory gradcheck writes carries this manifest: {"kind": ..., "version": ...}
 MANIFEST = "gradcheck.json"
 KINDS = ("run", "train", "track", "prove", "figures", "sweep", "compare")
@@ -60,16 +62,6 @@ def holds_checkpoints(directory: Path) -> bool:
     return any(Path(directory).glob("ckpt_*.pt"))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_staging(final: Path) -> None:
     """Delete staging siblings ``.<name>.tmp-<pid>-*`` left by killed processes."""
     final = Path(final)
@@ -77,7 +69,7 @@ def remove_stale_staging(final: Path) -> None:
         return
     for p in final.parent.glob(f".{final.name}.tmp-*"):
         parts = p.name[len(f".{final.name}.tmp-"):].split("-", 1)
-        if parts[0].isdigit() and int(parts[0]) != os.getpid() and not _pid_alive(int(parts[0])):
+        if parts[0].isdigit() and int(parts[0]) != os.getpid() and not pid_alive(int(parts[0])):
             shutil.rmtree(p, ignore_errors=True)
 
 

@@ -22,6 +22,7 @@ import socket
 import time
 from pathlib import Path
 
+from .._proc import pid_alive
 from ..claims._base import CHECK_COLUMNS
 from ..spec import RunSpec, SpecError
 
@@ -175,19 +176,9 @@ class CellStore:
             return
         for p in self.dir.glob(".*.json.tmp-*"):
             pid = p.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            if pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
                 with contextlib.suppress(OSError):
                     p.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 __all__ = ["encode_rows", "decode_rows", "pinned_threads", "compute_cell", "CellStore"]
