@@ -15,21 +15,18 @@ because each cell runs at the same fixed thread count (see :mod:`.cells`).
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .._threads import available_cores
 from ..spec import SpecError
 
 
 def cores() -> int:
     """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return available_cores()
 
 
 @dataclass
