@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: flag -> (TrainSpec field, type, help).
 TRAIN_FLAGS = {
-    "--data": ("data", str, "ring | grid | shapes | cifar10:PATH | npy:PATH (default ring)"),
+    "--data": ("data", str, "ring | grid | shapes | digits | cifar10:PATH | npy:PATH "
+                            "(default ring)"),
     "--arch": ("arch", str, "D: mlp | conv | sngan | resnet (--depth = residual blocks) "
                             "(default mlp for 2-D data, conv for images)"),
     "--depth": ("depth", int, "D layers (default 4)"),
@@ -192,7 +193,8 @@ TRAIN_FLAGS = {
     "--beta1": ("beta1", float, "Adam beta1 (default 0.5)"),
     "--beta2": ("beta2", float, "Adam beta2 (default 0.999)"),
     "--d-steps": ("d_steps", int, "D steps per G step (default 2 for 2-D data, 1 for images)"),
-    "--n-data": ("n_data", int, "size of the generated data set (default 10000)"),
+    "--n-data": ("n_data", int, "size of the generated data set (default 10000; digits: "
+                                "all 1797 when larger)"),
     "--log-every": ("log_every", int, "steps between metrics rows (default 50)"),
     "--ckpt-every": ("ckpt_every", int, "steps between checkpoints (default 500)"),
     "--seed": ("seed", int, "seed of everything (default 0)"),

@@ -293,7 +293,7 @@ def _depth(arch: str, depth, fixed_tail: str = "") -> None:
 
 TRAIN_SCHEMES = SCHEMES          # every scheme of the registry trains
 TOY_DATA = ("ring", "grid")
-IMAGE_DATA = ("shapes",)
+IMAGE_DATA = ("shapes", "digits")
 
 
 #: defaults of the fields left None that differ between 2-D (toy) and image data: chosen by
@@ -308,7 +308,7 @@ class TrainSpec:
     """A GAN training run (hinge loss, Adam; image defaults follow the authors' code, 2-D
     defaults were measured, see :data:`TOY_DEFAULTS`)."""
 
-    data: str = "ring"                # ring | grid | shapes | cifar10:PATH | npy:PATH
+    data: str = "ring"                # ring | grid | shapes | digits | cifar10:PATH | npy:
     arch: str | None = None           # D: one of ARCHS (None: mlp for 2-D, conv else)
     depth: int | None = None          # D depth (None: 4; sngan fixed 8; resnet: blocks)
     width: int = 128                  # D width (mlp) / G width
@@ -327,7 +327,7 @@ class TrainSpec:
     beta1: float = 0.5
     beta2: float = 0.999
     d_steps: int | None = None        # D steps per G step (None: 2-D data 2, images 1)
-    n_data: int = 10000               # size of the generated data set
+    n_data: int = 10000               # data set size (digits: capped at 1797)
     log_every: int = 50
     ckpt_every: int = 500
     seed: int = 0

@@ -7,8 +7,11 @@ Synthetic sets (deterministic given ``seed``, float32 unless ``dtype`` says othe
 * ``shapes`` — ``(n, 3, 32, 32)`` procedural images in [-1, 1] (a stand-in for CIFAR-10 that needs
   no download).
 
+Real images offline: ``digits`` (scikit-learn's 8x8 digits at 16x16,
+:mod:`gradcheck.train.digits`).
 File sets: ``load_cifar10_tarball`` (the CIFAR-10 *python* tarball) and ``load_npy``.
-``make_dataset("ring" | "grid" | "shapes" | "cifar10:PATH" | "npy:PATH", n, seed)`` picks one.
+``make_dataset("ring" | "grid" | "shapes" | "digits" | "cifar10:PATH" | "npy:PATH", n, seed)``
+picks one.
 
 Metrics (independent of THEORY): :func:`mode_stats` (modes covered and share of high-quality
 samples, as in VEEGAN / PacGAN) for ring and grid, and :func:`image_proxy`, a cheap Fréchet
@@ -31,6 +34,8 @@ import torch
 import torch.nn.functional as F
 
 DATASETS = ("ring", "grid", "shapes")
+#: real image sets that ship with an optional package (see :mod:`gradcheck.train.digits`)
+REAL_DATASETS = ("digits",)
 FILE_PREFIXES = ("cifar10:", "npy:")
 CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_TRAIN = tuple(f"{CIFAR_DIR}/data_batch_{i}" for i in range(1, 6))
@@ -353,19 +358,25 @@ def load_npy(path, dtype=torch.float32) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------
 
 def make_dataset(name: str, n: int | None, seed: int, dtype=torch.float32) -> torch.Tensor:
-    """The data set called ``name``: one of ``DATASETS``, ``"cifar10:PATH"`` or ``"npy:PATH"``.
+    """The data set called ``name``: one of ``DATASETS``, ``"digits"``, ``"cifar10:PATH"`` or
+    ``"npy:PATH"``.
 
-    Synthetic sets draw ``n`` samples from ``seed``. File sets return ``n`` distinct rows chosen
-    by ``seed`` (``n=None``: every row, in file order); asking for more rows than the file holds
-    is a :class:`DataError`.
+    Synthetic sets draw ``n`` samples from ``seed``. ``digits`` has 1797 images: ``n`` >= 1797
+    (or None) gives all of them, a smaller ``n`` that many distinct ones chosen by ``seed``.
+    File sets return ``n`` distinct rows chosen by ``seed`` (``n=None``: every row, in file
+    order); asking for more rows than the file holds is a :class:`DataError`.
     """
-    allowed = ", ".join(DATASETS + tuple(p + "PATH" for p in FILE_PREFIXES))
+    allowed = ", ".join(DATASETS + REAL_DATASETS + tuple(p + "PATH" for p in FILE_PREFIXES))
     if not isinstance(name, str):
         raise DataError(f"dataset must be a string, one of {allowed}; got {name!r}")
     if name in DATASETS:
         if n is None:
             raise DataError(f"dataset {name!r} is synthetic: n must be given")
         return {"ring": ring, "grid": grid, "shapes": shapes}[name](n, seed, dtype=dtype)
+    if name == "digits":
+        from .digits import load_digits_dataset
+
+        return load_digits_dataset(n, seed, dtype=dtype)
     prefix = next((p for p in FILE_PREFIXES if name.startswith(p)), None)
     if prefix is None or not name[len(prefix):]:
         raise DataError(f"unknown dataset {name!r}; allowed: {allowed}")

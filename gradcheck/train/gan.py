@@ -237,8 +237,22 @@ class Trainer:
                 f.mean(0).numpy(), np.cov(f.T.numpy()), real.mean(0).numpy(),
                 np.cov(real.T.numpy()))))
         else:
-            return dict(image_proxy=float(data.image_proxy(fake, self.data[:len(fake)].cpu())))
+            row = dict(image_proxy=float(data.image_proxy(fake, self.data[:len(fake)].cpu())))
+            if self.spec.data == "digits":
+                row["digits_frechet"] = self._digits_frechet(fake)
+            return row
         return dict(modes_covered=st.modes_covered, high_quality=st.high_quality)
+
+    def _digits_frechet(self, fake: torch.Tensor) -> float:
+        """:func:`gradcheck.train.digits.digits_frechet` of ``fake`` vs all 1797 digits (the
+        classifier and the real features are computed once per trainer)."""
+        from . import digits
+
+        if getattr(self, "_digits_ref", None) is None:
+            model = digits.load_classifier()
+            self._digits_ref = (model, digits.digits_features(digits.digits_images(), model))
+        model, real = self._digits_ref
+        return digits.frechet_of_features(digits.digits_features(fake, model), real)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, stop_at: int | None = None) -> None:

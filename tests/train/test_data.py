@@ -456,7 +456,7 @@ def test_make_dataset_synthetic(seed):
 def test_make_dataset_unknown_name(name):
     with pytest.raises(DataError) as err:
         make_dataset(name, 10, 0)
-    assert_one_line(err, repr(name), "ring, grid, shapes, cifar10:PATH, npy:PATH")
+    assert_one_line(err, repr(name), "ring, grid, shapes, digits, cifar10:PATH, npy:PATH")
 
 
 def test_make_dataset_files(tmp_path):
