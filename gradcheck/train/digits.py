@@ -57,9 +57,9 @@ def _raw_digits():
 def digits_images(dtype=torch.float32) -> torch.Tensor:
     """``(1797, 1, 16, 16)`` digits in [-1, 1], in scikit-learn's order.
 
-    Example (needs scikit-learn):
-        >>> x = digits_images()                                   # doctest: +SKIP
-        >>> tuple(x.shape), float(x.min()), float(x.max())        # doctest: +SKIP
+    Example (needs scikit-learn, installed by the ``data`` extra the test command uses):
+        >>> x = digits_images()
+        >>> tuple(x.shape), float(x.min()), float(x.max())
         ((1797, 1, 16, 16), -1.0, 1.0)
     """
     images, _ = _raw_digits()
