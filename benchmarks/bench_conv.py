@@ -54,12 +54,7 @@ def _maps(model, x1):
     """[(f, h)]: flat maps of the 2L-1 Jacobians (local, then cumulative) and their inputs."""
     seq = list(model)
     probe = [i for i, m in enumerate(seq) if isinstance(m, (nn.Linear, nn.Conv2d))]
-    hs, h = [], x1
-    with torch.no_grad():
-        for j, m in enumerate(seq):
-            if j in probe:
-                hs.append(h)
-            h = m(h)
+    hs = C.layer_inputs(seq, probe, x1)
 
     def flat(a, b, shape):
         net = nn.Sequential(*seq[a:b])

@@ -47,17 +47,6 @@ def _maps(model):
     return local, cumulative, seq, lin
 
 
-def _layer_inputs(seq, lin, x):
-    """h_i for every Linear layer i, batched."""
-    hs, h = [], x
-    with torch.no_grad():
-        for j, m in enumerate(seq):
-            if j in lin:
-                hs.append(h)
-            h = m(h)
-    return hs
-
-
 def engine(model, x):
     loc, cum = jacobian_spectra(model, x, JacobianOptions())
     return [s.values for s in loc], [s.values for s in cum]
@@ -68,7 +57,7 @@ def loop(model, x):
     loc = [[] for _ in local]
     cum = [[] for _ in cumulative]
     for b in range(len(x)):
-        hs = _layer_inputs(seq, lin, x[b])
+        hs = C.layer_inputs(seq, lin, x[b])
         for acc, maps in ((loc, local), (cum, cumulative)):
             for i, f in enumerate(maps):
                 J = torch.autograd.functional.jacobian(f, hs[i])
@@ -79,7 +68,7 @@ def loop(model, x):
 
 def vmap_jacrev(model, x):
     local, cumulative, seq, lin = _maps(model)
-    hs = _layer_inputs(seq, lin, x)
+    hs = C.layer_inputs(seq, lin, x)
     out = []
     for maps in (local, cumulative):
         vals = []
@@ -94,7 +83,7 @@ def vmap_jacrev(model, x):
 def chain_mats(model, x):
     """``M_i = diag(a'(z_i)) W_i`` per input, (B, n_{i+1}, n_i); ReLU/identity only."""
     local, _, seq, lin = _maps(model)
-    hs = _layer_inputs(seq, lin, x)
+    hs = C.layer_inputs(seq, lin, x)
     mats = []
     for k, i in enumerate(lin):
         W = seq[i].weight.detach()

@@ -37,6 +37,19 @@ except OSError:  # pragma: no cover - not glibc
     _LIBC = None
 
 
+def layer_inputs(seq, idx, x):
+    """The input of module ``seq[j]`` for every ``j`` in ``idx`` (a flat model), no grad."""
+    import torch
+
+    hs, h = [], x
+    with torch.no_grad():
+        for j, m in enumerate(seq):
+            if j in idx:
+                hs.append(h)
+            h = m(h)
+    return hs
+
+
 def _status_kib(field: str) -> int | None:
     try:
         with open("/proc/self/status") as f:

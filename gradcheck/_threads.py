@@ -58,15 +58,21 @@ def set_threads(n: int) -> None:
 
 
 @contextlib.contextmanager
-def single_threaded():
-    """Limit torch and the BLAS libraries to one thread inside the block."""
+def limited_threads(n: int, user_api: str | None = None):
+    """torch and the BLAS (``user_api=None``: every threadpool threadpoolctl knows) at ``n``
+    threads inside the block, torch's count restored after."""
     import torch
     from threadpoolctl import threadpool_limits
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(n))
     try:
-        with threadpool_limits(1, "blas"):
+        with threadpool_limits(int(n), user_api):
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+def single_threaded():
+    """Limit torch and the BLAS libraries to one thread inside the block."""
+    return limited_threads(1, "blas")

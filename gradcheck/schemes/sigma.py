@@ -86,48 +86,40 @@ def top_singular_vectors(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 GRAM_MIN = 256
 
 
-def _top_by_gram(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`top_singular_vectors` for a large matrix: Lanczos on the smaller Gram matrix
-    (:func:`gradcheck.linalg.lanczos_top`, residual-checked, ~0.05-0.15 s at 1024 x 1024), else
-    ``eigh`` of the Gram (0.21 s vs 0.66 s for the SVD). The top eigenvalue of ``A^T A`` has
-    absolute error ~eps ||A||^2, so ``sigma_max`` keeps relative accuracy ~eps."""
+def _top_by_gram(matrix: Tensor, seed: int = 0, gram: str = "small"
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`top_singular_vectors` for a large matrix: Lanczos on a Gram matrix
+    (:func:`gradcheck.linalg.lanczos_top`, residual-checked, ~0.1 s at 1024 x 1024), else
+    ``eigh`` of that Gram matrix (0.21 s vs 0.66 s for the SVD). The top eigenvalue of
+    ``A^T A`` has absolute error ~eps ||A||^2, so ``sigma_max`` keeps relative accuracy ~eps.
+    ``gram`` ('small', 'AtA', 'AAt') picks the Gram matrix, ``seed`` Lanczos' start vector."""
     from ..linalg import lanczos_top
 
     A = matrix.detach()
-    r = lanczos_top(A)
+    r = lanczos_top(A, seed=seed, gram=gram)
     if r is not None:
         sigma, u, v, _ = r
-        sign = 1.0 if v[v.abs().argmax()] >= 0 else -1.0
-        return sigma, sign * u, sign * v
-    tall = A.shape[0] >= A.shape[1]
-    evals, evecs = torch.linalg.eigh(A.T @ A if tall else A @ A.T)
-    sigma = evals[-1].clamp_min(0).sqrt()
-    if tall:
-        v = evecs[:, -1]
-        u = A @ v / sigma if sigma > 0 else A.new_zeros(A.shape[0])
     else:
-        u = evecs[:, -1]
-        v = A.T @ u / sigma if sigma > 0 else A.new_zeros(A.shape[1])
+        tall = A.shape[0] >= A.shape[1] if gram == "small" else gram == "AtA"
+        evals, evecs = torch.linalg.eigh(A.T @ A if tall else A @ A.T)
+        sigma = evals[-1].clamp_min(0).sqrt()
+        if tall:
+            v = evecs[:, -1]
+            u = A @ v / sigma if sigma > 0 else A.new_zeros(A.shape[0])
+        else:
+            u = evecs[:, -1]
+            v = A.T @ u / sigma if sigma > 0 else A.new_zeros(A.shape[1])
     sign = 1.0 if v[v.abs().argmax()] >= 0 else -1.0
     return sigma, sign * u, sign * v
 
 
 def top_sigma(matrix: Tensor, seed: int = 0, gram: str = "small") -> float:
-    """``sigma_max`` of a 2-D matrix, not differentiable: ``svdvals`` for small matrices; above
-    :data:`GRAM_MIN` Lanczos on the smaller Gram matrix (relative residual <= 1e-13), else the
-    top eigenvalue of that Gram matrix (relative accuracy ~eps). ``gram`` ('small', 'AtA',
-    'AAt') picks the Gram matrix Lanczos works on, ``seed`` its start vector."""
-    from ..linalg import lanczos_top
-
+    """``sigma_max`` of a 2-D matrix, not differentiable: ``svdvals`` up to :data:`GRAM_MIN` on
+    the smaller side, :func:`_top_by_gram` above it (``gram``, ``seed`` as there)."""
     A = matrix.detach()
     if min(A.shape) <= GRAM_MIN:
         return float(torch.linalg.svdvals(A)[0]) if A.numel() else 0.0
-    r = lanczos_top(A, seed=seed, gram=gram)
-    if r is not None:
-        return float(r[0])
-    tall = A.shape[0] >= A.shape[1] if gram == "small" else gram == "AtA"
-    G = A.T @ A if tall else A @ A.T
-    return float(torch.linalg.eigvalsh(G)[-1].clamp_min(0).sqrt())
+    return float(_top_by_gram(A, seed, gram)[0])
 
 
 # -- the convolution as a linear map ---------------------------------------------------------

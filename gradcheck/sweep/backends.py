@@ -23,10 +23,7 @@ from typing import Callable
 from .._threads import available_cores
 from ..spec import SpecError
 
-
-def cores() -> int:
-    """CPU cores this process may run on."""
-    return available_cores()
+cores = available_cores     # CPU cores this process may run on
 
 
 @dataclass
@@ -72,9 +69,9 @@ def _init_worker(threads: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the client handles Ctrl-C
-    import torch
+    from .._threads import set_threads
 
-    torch.set_num_threads(int(threads))
+    set_threads(int(threads))
 
 
 def _run_local(n: int, payloads: list[dict], on_result) -> None:

@@ -71,19 +71,11 @@ def decode_rows(enc: dict):
 
 
 # -- the worker function ----------------------------------------------------------------------
-@contextlib.contextmanager
 def pinned_threads(n: int):
     """torch and the BLAS libraries at ``n`` threads inside the block, restored after."""
-    import torch
-    from threadpoolctl import threadpool_limits
+    from .._threads import limited_threads
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        with threadpool_limits(int(n)):
-            yield
-    finally:
-        torch.set_num_threads(old)
+    return limited_threads(n)
 
 
 def _compute(payload: dict):
