@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sweep", help="a grid of run specs (lists/ranges of run flags or --grid "
                    "FILE), resumable, local or Dask workers (see gradcheck sweep --help)",
                    add_help=False)
+    sub.add_parser("study", help="train GANs over schemes x seeds x scales and report THEORY "
+                   "C10 (a)-(f) per scheme with the spread over seeds (see gradcheck study "
+                   "--help)", add_help=False)
+    sub.add_parser("fid", help="Frechet Inception Distance of a training run's generators, "
+                   "with Inception weights you supply as a file (see gradcheck fid --help)",
+                   add_help=False)
     pr = sub.add_parser("prove", help="sample random instances of every claim C1-C9, C11",
                         description="Sample random instances per claim (proofs_numeric) within "
                         "a time budget; print and write a table (CSV and Markdown).")
@@ -192,6 +198,8 @@ TRAIN_FLAGS = {
                           "for images)"),
     "--beta1": ("beta1", float, "Adam beta1 (default 0.5)"),
     "--beta2": ("beta2", float, "Adam beta2 (default 0.999)"),
+    "--lr-decay": ("lr_decay", str, "none | linear: lr * (1 - step / steps) for D and G "
+                                    "(default linear for 2-D data, none for images)"),
     "--d-steps": ("d_steps", int, "D steps per G step (default 2 for 2-D data, 1 for images)"),
     "--n-data": ("n_data", int, "size of the generated data set (default 10000; digits: "
                                 "all 1797 when larger)"),
@@ -473,11 +481,19 @@ def _dispatch(argv: list[str]) -> int:
         from .sweep.cli import main as sweep_main
 
         return sweep_main(argv, RUN_FLAGS, check_out_dir)
+    if argv[:1] == ["study"]:                     # the train flags, each taking a list
+        from .study.cli import main as study_main
+
+        return study_main(argv[1:], TRAIN_FLAGS, check_out_dir)
+    if argv[:1] == ["fid"]:
+        from .train.fid import main as fid_main
+
+        return fid_main(argv[1:], check_out_dir)
     parser = build_parser()
     ns = parser.parse_args(argv)
     if ns.command is None:
-        raise UsageError("give a subcommand: run, compare, sweep, prove, train, track or "
-                         "figures (gradcheck --help describes them)")
+        raise UsageError("give a subcommand: run, compare, sweep, prove, train, track, "
+                         "study, fid or figures (gradcheck --help describes them)")
     return {"run": cmd_run, "prove": cmd_prove, "train": cmd_train,
             "track": cmd_track}[ns.command](ns)
 

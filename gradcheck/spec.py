@@ -299,8 +299,13 @@ IMAGE_DATA = ("shapes", "digits")
 #: defaults of the fields left None that differ between 2-D (toy) and image data: chosen by
 #: measurement for the toy GANs (README "Training": ring of 8 Gaussians, every scheme), the
 #: authors' settings for images
-TOY_DEFAULTS = dict(z_dim=16, lr=1e-3, steps=4000, batch=512, d_steps=2, lift=1.0)
-IMAGE_DEFAULTS = dict(z_dim=64, lr=1e-4, steps=2000, batch=64, d_steps=1, lift=0.0)
+TOY_DEFAULTS = dict(z_dim=16, lr=1e-3, steps=4000, batch=512, d_steps=2, lift=1.0,
+                    lr_decay="linear")
+IMAGE_DEFAULTS = dict(z_dim=64, lr=1e-4, steps=2000, batch=64, d_steps=1, lift=0.0,
+                      lr_decay="none")
+#: learning-rate schedules of ``gradcheck train --lr-decay`` (a function of the step only, so a
+#: resumed run follows the same schedule)
+LR_DECAYS = ("none", "linear")
 
 
 @dataclass(frozen=True)
@@ -327,6 +332,8 @@ class TrainSpec:
     beta1: float = 0.5
     beta2: float = 0.999
     d_steps: int | None = None        # D steps per G step (None: 2-D data 2, images 1)
+    lr_decay: str | None = None       # none | linear: lr * (1 - step / steps) for D and G
+    #                                   (None: 2-D data linear, images none)
     n_data: int = 10000               # data set size (digits: capped at 1797)
     log_every: int = 50
     ckpt_every: int = 500
@@ -375,8 +382,10 @@ class TrainSpec:
                                 f"got {d['init']!r} and {d['scheme']!r}")
             d["scheme"] = d.pop("init")
         names = {f.name for f in fields(cls)}
-        if "lift" not in d and set(d) >= names - {"lift"}:
+        if "lift" not in d and set(d) >= names - {"lift", "lr_decay"}:
             d["lift"] = 0.0            # a resolved spec from before the field: D saw bare x
+        if "lr_decay" not in d and set(d) >= names - {"lr_decay"}:
+            d["lr_decay"] = "none"     # a resolved spec from before the field: constant lr
         unknown = sorted(set(d) - names)
         if unknown:
             raise SpecError(f"train spec: unknown field(s) {', '.join(unknown)}")
@@ -395,6 +404,8 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
         _choice("activation", spec.activation, ACTIVATIONS)
     _choice("init", spec.scheme, TRAIN_SCHEMES)
     _choice("sn-mode", spec.sn_mode, MODES)
+    if spec.lr_decay is not None:
+        _choice("lr-decay", spec.lr_decay, LR_DECAYS)
     for name in ("steps", "batch", "d_steps", "lr", "lift", "z_dim"):   # None: resolved below
         v = getattr(spec, name)
         want = (int, float) if name in ("lr", "lift") else int
@@ -440,4 +451,4 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
 
 
 __all__ = ["ARCHS", "INPUTS", "DTYPES", "DEVICES", "RunSpec", "SpecError", "TrainSpec",
-           "TOY_DEFAULTS", "IMAGE_DEFAULTS", "parse_seeds", "validate", "validate_train"]
+           "TOY_DEFAULTS", "IMAGE_DEFAULTS", "LR_DECAYS", "parse_seeds", "validate", "validate_train"]

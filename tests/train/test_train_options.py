@@ -46,7 +46,7 @@ def test_init_and_scheme_disagreeing_is_a_usage_error(tmp_path, capsys):
     (["--init", "foo"], "--init"), (["--scheme", "foo"], "--scheme"),
     (["--device", "gpu"], "--device"), (["--lift", "-1"], "--lift"),
     (["--lift", "nan"], "--lift"), (["--data", "shapes", "--lift", "1"], "--lift"),
-    (["--init", "sn", "--scale", "2"], "--init is 'sn'")])
+    (["--init", "sn", "--scale", "2"], "--init is 'sn'"), (["--lr-decay", "cosine"], "--lr-decay")])
 def test_bad_new_options_exit_2_with_one_line_and_no_output(tmp_path, capsys, argv, needle):
     out = tmp_path / "t"
     _one_error_line(capsys, main(["train", *argv, "--out", str(out)]), needle)
@@ -113,10 +113,27 @@ def test_lifted_metrics_are_on_the_data_coordinates(tmp_path):
     assert ring["modes_covered"] == 8 and ring["high_quality"] > 0.9
 
 
+@pytest.mark.parametrize("decay", ["linear", "none"])
+def test_lr_decay_sets_the_adam_lr_of_both_nets_from_the_step(decay):
+    spec = validate_train(TrainSpec(lr=2e-3, lr_decay=decay, **SPEC))
+    t = Trainer(spec, "unused", progress=False)
+    seen = []
+    for _ in range(spec.steps):
+        t.train_step()
+        seen.append({g["lr"] for opt in (t.opt_D, t.opt_G) for g in opt.param_groups})
+    # step k (0-based) runs at lr (1 - k / steps): 2e-3, 1.5e-3, 1e-3, 5e-4 for 4 steps
+    want = [2e-3 * (1 - k / 4) if decay == "linear" else 2e-3 for k in range(4)]
+    assert all(len(s) == 1 for s in seen)
+    assert [s.pop() for s in seen] == pytest.approx(want, rel=1e-15)
+
+
 def test_old_spec_dicts_keep_loading():
     spec = validate_train(TrainSpec(**SPEC))
     old = {k: v for k, v in spec.to_dict().items() if k != "lift"}      # before the field
     assert TrainSpec.from_dict(old).lift == 0.0
+    no_decay = {k: v for k, v in spec.to_dict().items() if k != "lr_decay"}
+    assert TrainSpec.from_dict(no_decay).lr_decay == "none"      # trained at a constant lr
+    assert TrainSpec.from_dict(dict(data="ring")).lr_decay == TOY_DEFAULTS["lr_decay"]
     partial = dict(data="ring", scheme="bsn")                           # a hand-written spec
     assert TrainSpec.from_dict(partial).lift == TOY_DEFAULTS["lift"]
     assert TrainSpec.from_dict(dict(data="ring", init="bsn")).scheme == "bsn"
