@@ -451,4 +451,5 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
 
 
 __all__ = ["ARCHS", "INPUTS", "DTYPES", "DEVICES", "RunSpec", "SpecError", "TrainSpec",
-           "TOY_DEFAULTS", "IMAGE_DEFAULTS", "LR_DECAYS", "parse_seeds", "validate", "validate_train"]
+           "TOY_DEFAULTS", "IMAGE_DEFAULTS", "LR_DECAYS", "parse_seeds", "validate",
+           "validate_train"]

@@ -483,7 +483,22 @@ def image_proxy(fake: torch.Tensor, real: torch.Tensor, dim: int = 32, seed: int
     if f.ndim != 4 or r.ndim != 4 or f.shape[1:] != r.shape[1:]:
         raise DataError(f"fake and real must be (n, C, H, W) with the same C, H, W; got "
                         f"{tuple(f.shape)} and {tuple(r.shape)}")
-    a, b = image_features(f, dim, seed), image_features(r, dim, seed)
+    return frechet_of_features(image_features(f, dim, seed), image_features(r, dim, seed))
+
+
+def feature_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean (d,), covariance (d, d))`` of ``(n, d)`` features, float64 (unbiased, n - 1)."""
+    x = torch.as_tensor(x).detach().to("cpu", torch.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise DataError(f"features must be (n >= 2, d); got {tuple(x.shape)}")
+    return x.mean(0), torch.cov(x.T).reshape(x.shape[1], x.shape[1])
+
+
+def frechet_of_features(a: torch.Tensor, b: torch.Tensor) -> float:
+    """:func:`gaussian_frechet` between the Gaussian fits (:func:`feature_stats`) of two
+    feature sets ``(n_a, d)`` and ``(n_b, d)``; ``inf`` when either holds a non-finite value.
+    The formula behind :func:`image_proxy`, the digits score and FID."""
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
         return math.inf
-    return gaussian_frechet(a.mean(0), torch.cov(a.T), b.mean(0), torch.cov(b.T))
+    return gaussian_frechet(*feature_stats(a), *feature_stats(b))

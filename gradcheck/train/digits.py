@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import DataError, _int, gaussian_frechet
+from .data import DataError, _int, frechet_of_features
 
 CLASSIFIER_VERSION = 1
 N_DIGITS = 1797
@@ -178,12 +178,6 @@ def digits_features(images: torch.Tensor, model: DigitsClassifier | None = None)
     model = model or load_classifier()
     with torch.no_grad():
         return model.features(x)
-
-
-def frechet_of_features(a: torch.Tensor, b: torch.Tensor) -> float:
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        return float("inf")
-    return gaussian_frechet(a.mean(0), torch.cov(a.T), b.mean(0), torch.cov(b.T))
 
 
 def digits_frechet(fake: torch.Tensor, real: torch.Tensor | None = None,
