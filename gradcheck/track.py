@@ -30,8 +30,9 @@ def _direction(first: float, last: float, tol: float = 0.05) -> str:
 
 
 def track(run_dir: Path, batch: int = 64, spectra_inputs: int = 0, progress=None,
-          out: Path | None = None, overwrite: bool = False) -> dict:
-    """Probe every checkpoint of a training run; write ``track/`` and return the C10 report."""
+          out: Path | None = None, overwrite: bool = False, plots: bool = True) -> dict:
+    """Probe every checkpoint of a training run; write ``track/`` and return the C10 report
+    (``plots=False``: without ``training.png``)."""
     run_dir = Path(run_dir)
     files = checkpoint_files(run_dir)
     if not files:
@@ -57,9 +58,10 @@ def track(run_dir: Path, batch: int = 64, spectra_inputs: int = 0, progress=None
         write_csv(C_df, t / "checks.csv")
         write_json(report, t / "c10.json")
         (t / "c10.md").write_text(c10_markdown(report, L_df))
-        from .report.plots import plot_training
+        if plots:
+            from .report.plots import plot_training
 
-        plot_training(L_df, report["scheme"], t / "training.png")
+            plot_training(L_df, report["scheme"], t / "training.png")
     return report
 
 

@@ -23,7 +23,7 @@ from .._proc import pid_alive
 
 #: every directory gradcheck writes carries this manifest: {"kind": ..., "version": ...}
 MANIFEST = "gradcheck.json"
-KINDS = ("run", "train", "track", "prove", "figures", "sweep", "compare")
+KINDS = ("run", "train", "track", "prove", "figures", "sweep", "compare", "study")
 
 
 def write_manifest(directory: Path, kind: str) -> None:

@@ -1,7 +1,8 @@
 """Where cells run: this process, local worker processes, or an existing Dask cluster.
 
 Every backend ships the same payload (a dict: the resolved spec, the seed, options; never
-tensors) to the same function, :func:`gradcheck.sweep.cells.compute_cell`, and hands each
+tensors) to the same worker function (:func:`gradcheck.sweep.cells.compute_cell` for sweeps,
+:func:`gradcheck.study.cells.compute_study_cell` for training studies), and hands each
 returned result to ``on_result`` in this process as it arrives; the client alone writes the
 cell files (workers need no shared filesystem). Results are bit-identical across backends
 because each cell runs at the same fixed thread count (see :mod:`.cells`).
@@ -42,19 +43,22 @@ class Backend:
             return f"Dask cluster {self.address}"
         return "this process (serial)"
 
-    def run(self, payloads: list[dict], on_result: Callable[[dict], None]) -> None:
-        """Compute every payload; call ``on_result(result)`` in this process per cell."""
+    def run(self, payloads: list[dict], on_result: Callable[[dict], None],
+            worker: Callable[[dict], dict] | None = None) -> None:
+        """Compute every payload with ``worker`` (default :func:`.cells.compute_cell`; a
+        module-level function, so that spawned processes and Dask can pickle it); call
+        ``on_result(result)`` in this process per cell."""
         if not payloads:
             return
+        if worker is None:
+            from .cells import compute_cell as worker
         if self.kind == "dask":
-            _run_dask(self.client, payloads, on_result)
+            _run_dask(self.client, payloads, on_result, worker)
         elif self.kind == "local" and self.workers > 1 and len(payloads) > 1:
-            _run_local(min(self.workers, len(payloads)), payloads, on_result)
+            _run_local(min(self.workers, len(payloads)), payloads, on_result, worker)
         else:
-            from .cells import compute_cell
-
             for p in payloads:
-                on_result(compute_cell(p))
+                on_result(worker(p))
 
     def close(self) -> None:
         if self.client is not None:
@@ -74,15 +78,13 @@ def _init_worker(threads: int) -> None:
     set_threads(int(threads))
 
 
-def _run_local(n: int, payloads: list[dict], on_result) -> None:
+def _run_local(n: int, payloads: list[dict], on_result, worker) -> None:
     import multiprocessing as mp
-
-    from .cells import compute_cell
 
     threads = payloads[0].get("threads", 1)
     pool = mp.get_context("spawn").Pool(n, initializer=_init_worker, initargs=(threads,))
     try:
-        for res in pool.imap_unordered(compute_cell, payloads, chunksize=1):
+        for res in pool.imap_unordered(worker, payloads, chunksize=1):
             on_result(res)
         pool.close()
     except BaseException:
@@ -92,12 +94,10 @@ def _run_local(n: int, payloads: list[dict], on_result) -> None:
         pool.join()
 
 
-def _run_dask(client, payloads: list[dict], on_result) -> None:
+def _run_dask(client, payloads: list[dict], on_result, worker) -> None:
     from distributed import as_completed
 
-    from .cells import compute_cell
-
-    futures = client.map(compute_cell, payloads, pure=False)
+    futures = client.map(worker, payloads, pure=False)
     try:
         with client.as_current():
             for _, res in as_completed(futures, with_results=True):
