@@ -196,8 +196,8 @@ TRAIN_FLAGS = {
     "--batch": ("batch", int, "batch size (default 512 for 2-D data, 64 for images)"),
     "--lr": ("lr", float, "Adam learning rate of D and G (default 1e-3 for 2-D data, 1e-4 "
                           "for images)"),
-    "--beta1": ("beta1", float, "Adam beta1 (default 0.5)"),
-    "--beta2": ("beta2", float, "Adam beta2 (default 0.999)"),
+    "--beta1": ("beta1", float, "Adam beta1 (default 0 for 2-D data, 0.5 for images)"),
+    "--beta2": ("beta2", float, "Adam beta2 (default 0.9 for 2-D data, 0.999 for images)"),
     "--lr-decay": ("lr_decay", str, "none | linear: lr * (1 - step / steps) for D and G "
                                     "(default linear for 2-D data, none for images)"),
     "--d-steps": ("d_steps", int, "D steps per G step (default 2 for 2-D data, 1 for images)"),

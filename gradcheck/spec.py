@@ -300,9 +300,9 @@ IMAGE_DATA = ("shapes", "digits")
 #: measurement for the toy GANs (README "Training": ring of 8 Gaussians, every scheme), the
 #: authors' settings for images
 TOY_DEFAULTS = dict(z_dim=16, lr=1e-3, steps=4000, batch=512, d_steps=2, lift=1.0,
-                    lr_decay="linear")
+                    lr_decay="linear", beta1=0.0, beta2=0.9)
 IMAGE_DEFAULTS = dict(z_dim=64, lr=1e-4, steps=2000, batch=64, d_steps=1, lift=0.0,
-                      lr_decay="none")
+                      lr_decay="none", beta1=0.5, beta2=0.999)
 #: learning-rate schedules of ``gradcheck train --lr-decay`` (a function of the step only, so a
 #: resumed run follows the same schedule)
 LR_DECAYS = ("none", "linear")
@@ -329,8 +329,8 @@ class TrainSpec:
     steps: int | None = None          # None: 2-D data 4000, images 2000
     batch: int | None = None          # None: 2-D data 512, images 64
     lr: float | None = None           # Adam lr of D and G (None: 2-D data 1e-3, images 1e-4)
-    beta1: float = 0.5
-    beta2: float = 0.999
+    beta1: float | None = None        # Adam betas (None: 2-D data 0 / 0.9, images 0.5 / 0.999)
+    beta2: float | None = None
     d_steps: int | None = None        # D steps per G step (None: 2-D data 2, images 1)
     lr_decay: str | None = None       # none | linear: lr * (1 - step / steps) for D and G
     #                                   (None: 2-D data linear, images none)
@@ -406,9 +406,9 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
     _choice("sn-mode", spec.sn_mode, MODES)
     if spec.lr_decay is not None:
         _choice("lr-decay", spec.lr_decay, LR_DECAYS)
-    for name in ("steps", "batch", "d_steps", "lr", "lift", "z_dim"):   # None: resolved below
-        v = getattr(spec, name)
-        want = (int, float) if name in ("lr", "lift") else int
+    for name in ("steps", "batch", "d_steps", "lr", "lift", "z_dim", "beta1", "beta2"):
+        v = getattr(spec, name)                                     # None: resolved below
+        want = (int, float) if name in ("lr", "lift", "beta1", "beta2") else int
         if v is not None and (isinstance(v, bool) or not isinstance(v, want)):
             raise SpecError(f"argument --{name.replace('_', '-')}: must be a number; got {v!r}")
     r = spec.resolved()
@@ -442,7 +442,7 @@ def validate_train(spec: TrainSpec) -> TrainSpec:
     if r.lift and not spec.is_toy:
         raise SpecError(f"argument --lift: only 2-D (point) data takes a lift coordinate; "
                         f"image data {spec.data!r} needs --lift 0 or none")
-    if not (0 <= spec.beta1 < 1 and 0 <= spec.beta2 < 1):
+    if not (0 <= r.beta1 < 1 and 0 <= r.beta2 < 1):
         raise SpecError("arguments --beta1/--beta2: must be in [0, 1)")
     if spec.scale != 1.0 and not SCHEME_RECORDS[spec.scheme].takes_scale:
         raise SpecError(f"argument --scale: only {', '.join(SCALED_SCHEMES)} take a scale; "
