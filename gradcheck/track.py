@@ -84,18 +84,26 @@ def c10_report(L_df: pd.DataFrame, C_df: pd.DataFrame, spec: dict) -> dict:
     c1 = C_df[C_df.claim == "C1"]
     asserted = c1[c1.holds.astype(str).isin(["True", "False"])]
     c1_all = bool((asserted.holds.astype(str) == "True").all()) and len(asserted) > 0
+    c1_state = "holds" if c1_all else "VIOLATED" if len(asserted) else "not applicable"
     return dict(
         scheme=spec.get("scheme", "?"), steps=[int(s) for s in steps],
         c1_holds_every_checkpoint=c1_all, c1_rows=int(len(asserted)),
+        c1_violated=bool(len(asserted)) and not c1_all,
         c1_worst_ratio=float(asserted.ratio.max()) if len(asserted) else None,
         layers=per_layer,
-        verdict=_verdict(per_layer, c1_all, spec.get("scheme", "?")))
+        verdict=_verdict(per_layer, c1_state, spec.get("scheme", "?"), c1))
 
 
-def _verdict(per_layer: list[dict], c1_all: bool, scheme: str) -> str:
+def _verdict(per_layer: list[dict], c1_state: str, scheme: str, c1: pd.DataFrame) -> str:
     count = lambda key, d: sum(p[key][2] == d for p in per_layer)  # noqa: E731
     n = len(per_layer)
-    return (f"{scheme}: C1 {'holds' if c1_all else 'VIOLATED'} at every checkpoint; "
+    if c1_state == "not applicable":            # no asserted row: say why, never "violated"
+        notes = [str(v) for v in c1.note.dropna().unique()] if "note" in c1 else []
+        why = notes[0].removeprefix("not applicable").lstrip(": ") if notes else ""
+        c1_text = "C1 not applicable" + (f" ({why})" if why else "")
+    else:
+        c1_text = f"C1 {c1_state} at every checkpoint"
+    return (f"{scheme}: {c1_text}; "
             f"raw sigma increased in {count('a_raw_sigma', 'increased')}/{n} layers; "
             f"C1 bound factor drifted (>5%) in "
             f"{n - count('b_c1_factor', 'stable')}/{n} layers; gradient rms increased in "

@@ -1,6 +1,7 @@
 """GAN training: determinism, checkpoints (weights_only), kill-and-resume, probing checkpoints."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -109,13 +110,30 @@ def test_run_probes_a_checkpoint_and_rejects_bad_ones(tmp_path, capsys):
 def test_track_reports_c10(tmp_path, capsys):
     spec = validate_train(TrainSpec(scheme="sn", **SPEC))
     train(spec, tmp_path, progress=False)
-    assert main(["track", str(tmp_path), "--batch", "8", "--quiet"]) == 0
+    assert main(["track", str(tmp_path), "--batch", "8"]) == 0
     out = capsys.readouterr().out
     assert "C10 report (sn)" in out and "C1 holds at every checkpoint" in out
+    # --quiet: the verdict line alone
+    assert main(["track", str(tmp_path), "--batch", "8", "--quiet", "--force"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("sn: C1 holds at every checkpoint"), out
     layers = pd.read_csv(tmp_path / "track" / "layers.csv")
     assert sorted(layers.step.unique()) == [0, 10, 20, 30, 40]
     for f in ("checks.csv", "c10.json", "c10.md", "training.png"):
         assert (tmp_path / "track" / f).exists()
+
+
+def test_track_of_a_resnet_d_says_c1_not_applicable_and_exits_0(tmp_path, capsys):
+    """C1's premise (a chain) is not met by a ResNet D: not applicable, never "violated"."""
+    spec = validate_train(TrainSpec(data="shapes", arch="resnet", depth=1, channels=4,
+                                    width=16, steps=2, batch=4, n_data=16, log_every=1,
+                                    ckpt_every=2, scheme="sn"))
+    train(spec, tmp_path, progress=False)
+    assert main(["track", str(tmp_path), "--batch", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "C1 not applicable" in out and "VIOLATED" not in out, out
+    report = json.loads((tmp_path / "track" / "c10.json").read_text())
+    assert report["c1_rows"] == 0 and report["c1_violated"] is False
 
 
 def test_train_bad_input(tmp_path, capsys):
