@@ -179,6 +179,10 @@ def _int_at_least(name: str, value, lo: int) -> None:
         raise SpecError(f"argument --{name}: must be an integer >= {lo}; got {value!r}")
 
 
+#: the most values one list- or range-valued flag may expand to (seeds, sweep/study lists)
+MAX_LIST = 100_000
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """'3' -> (3,), '0-4' -> (0..4), '1,5,7' -> (1, 5, 7)."""
     out: list[int] = []
@@ -187,8 +191,10 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
             raise SpecError(f"argument --seeds: must be N, A-B (A <= B) or a comma list of "
                             f"non-negative integers; got {text!r}")
-        lo = int(m.group(1))
-        out.extend(range(lo, int(m.group(2) or lo) + 1))
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi - lo + len(out) >= MAX_LIST:        # before expanding: a typo like 0-99999999
+            raise SpecError(f"argument --seeds: at most {MAX_LIST} seeds; got {text!r}")
+        out.extend(range(lo, hi + 1))
     if len(set(out)) != len(out):
         raise SpecError(f"argument --seeds: repeated seed in {text!r}")
     return tuple(out)

@@ -83,24 +83,31 @@ def c10_report(L_df: pd.DataFrame, C_df: pd.DataFrame, spec: dict) -> dict:
                               _direction(a.lecun_ratio, b.lecun_ratio)]})
     c1 = C_df[C_df.claim == "C1"]
     asserted = c1[c1.holds.astype(str).isin(["True", "False"])]
-    c1_all = bool((asserted.holds.astype(str) == "True").all()) and len(asserted) > 0
-    c1_state = "holds" if c1_all else "VIOLATED" if len(asserted) else "not applicable"
+    violated = bool((asserted.holds.astype(str) == "False").any())
+    unasserted = [int(s) for s in steps if not (asserted.step == s).any()] if len(asserted) else []
+    c1_all = len(asserted) > 0 and not violated and not unasserted
+    c1_state = ("VIOLATED" if violated else "holds" if c1_all else
+                "not applicable" if not len(asserted) else "partial")
     return dict(
         scheme=spec.get("scheme", "?"), steps=[int(s) for s in steps],
         c1_holds_every_checkpoint=c1_all, c1_rows=int(len(asserted)),
-        c1_violated=bool(len(asserted)) and not c1_all,
+        c1_violated=violated, c1_unasserted_steps=unasserted,
         c1_worst_ratio=float(asserted.ratio.max()) if len(asserted) else None,
         layers=per_layer,
-        verdict=_verdict(per_layer, c1_state, spec.get("scheme", "?"), c1))
+        verdict=_verdict(per_layer, c1_state, spec.get("scheme", "?"), c1, unasserted))
 
 
-def _verdict(per_layer: list[dict], c1_state: str, scheme: str, c1: pd.DataFrame) -> str:
+def _verdict(per_layer: list[dict], c1_state: str, scheme: str, c1: pd.DataFrame,
+             unasserted: list[int] = ()) -> str:
     count = lambda key, d: sum(p[key][2] == d for p in per_layer)  # noqa: E731
     n = len(per_layer)
     if c1_state == "not applicable":            # no asserted row: say why, never "violated"
         notes = [str(v) for v in c1.note.dropna().unique()] if "note" in c1 else []
         why = notes[0].removeprefix("not applicable").lstrip(": ") if notes else ""
         c1_text = "C1 not applicable" + (f" ({why})" if why else "")
+    elif c1_state == "partial":                   # asserted at some checkpoints only
+        c1_text = (f"C1 holds where asserted; not asserted at step(s) "
+                   f"{', '.join(map(str, unasserted))} (not applicable or overflow there)")
     else:
         c1_text = f"C1 {c1_state} at every checkpoint"
     return (f"{scheme}: {c1_text}; "

@@ -50,3 +50,29 @@ def test_validation_messages(kw, needle):
 def test_unknown_field_in_spec_file():
     with pytest.raises(SpecError, match="unknown field"):
         RunSpec.from_dict({"arch": "mlp", "colour": "red"})
+
+
+def test_huge_ranges_are_refused_before_they_are_expanded():
+    """A typo such as --seeds 0-999999999 is one line (exit 2), not a MemoryError (exit 3)."""
+    from gradcheck.cli import RUN_FLAGS
+    from gradcheck.spec import MAX_LIST, parse_seeds
+    from gradcheck.sweep.grid import FieldTypes, parse_values
+
+    assert len(parse_seeds(f"0-{MAX_LIST - 1}")) == MAX_LIST
+    for text in (f"0-{MAX_LIST}", "0-999999999999", f"0-5,10-{MAX_LIST + 4}"):
+        with pytest.raises(SpecError, match="at most"):
+            parse_seeds(text)
+    with pytest.raises(SpecError, match="--width: at most"):
+        parse_values("width", "1-99999999999", FieldTypes(RUN_FLAGS))
+
+
+@pytest.mark.parametrize("argv", [["--seeds", "0-999999999"], ["--width", "1-99999999999"]])
+def test_study_and_sweep_refuse_huge_ranges_with_exit_2(tmp_path, capsys, argv):
+    from gradcheck._entry import main
+
+    for command in ("study", "sweep"):
+        out = tmp_path / command
+        assert main([command, *argv, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "at most" in err, err
+        assert not out.exists()

@@ -165,7 +165,7 @@ def _backend(ns, device: str):
 def cmd_study(ns, types: FieldTypes, check_out_dir) -> int:
     values = _values(ns, types)
     _options(ns)
-    n = 1
+    n = 1 if "seeds" in values else len(parse_values("seeds", DEFAULT_SEEDS, types))
     for v in values.values():
         n *= len(v)
     if n > MAX_CELLS:
@@ -268,12 +268,16 @@ def _verdict(cells_df) -> tuple[str, list[str]]:
     if not len(tracked):
         return "C1 not checked (--no-track)", []
     applicable = tracked[tracked.c1_rows.astype(float) > 0]
-    bad = applicable[applicable.c1_every_checkpoint != True]  # noqa: E712 - object column
+    bad = applicable[applicable.c1_violated.astype(bool)]
     if len(bad):
         return (f"C1 VIOLATED at some checkpoint of {len(bad)} of {len(applicable)} cells",
                 list(bad.cell))
     if not len(applicable):
         return "C1 not applicable to these discriminators (no asserted C1 rows)", []
+    partial = applicable[applicable.c1_every_checkpoint != True]  # noqa: E712 - object column
+    if len(partial):
+        return (f"C1 holds wherever asserted; {len(partial)} of {len(applicable)} cells have "
+                "checkpoints where it is not asserted (not applicable or overflow)"), []
     return (f"C1 holds at every checkpoint of every cell ({len(applicable)} cells, "
             f"{int(applicable.checkpoints.sum())} checkpoints)"), []
 
@@ -317,11 +321,16 @@ def _write(ns, cells: list[StudyCell], out: Path, results: dict, values: dict,
         f"{track_text}.", "", markdown(head, body), "",
         "(e) final = the quality at the last metrics row, best = its best over training (max; "
         "min for the lower-is-better Frechet distances); final: mean ± sample std (ddof 1) "
-        "over seeds [min..max]; best: mean ± std.",
+        "over seeds [min..max] (a diverged seed has no final quality: '(k/n seeds)' says how "
+        "many are in the mean); best: mean ± std.",
         f"(f) {COLLAPSE_RULE}; k/n seeds.",
         "(a)-(d): layers whose raw sigma increased / C1 bound factor drifted (>5%) / gradient "
         "rms went up or down / LeCun ratio moved (>5%) from the first to the last checkpoint, "
-        "summed over seeds out of all layers of those seeds (median over seeds).",
+        "summed over seeds out of all layers of those seeds (median over seeds). The first "
+        "checkpoint is step 0, before any training step: under --sn-mode power (the default) "
+        "its SN divisors are one power step from a random vector and undershoot sigma, so an "
+        "SN family's (b)-(d) moves include the estimator converging (per-step values in "
+        "runs/<key>/track/c10.md).",
         f"(b) C1, asserted: {verdict}.", ""])
     names = ["study.csv", "study.md", "summary.json", "timings.json"]
     _atomic(out / "study.csv", lambda p: write_csv(cells_df, p))

@@ -121,6 +121,8 @@ def cell_row(cell, result: dict) -> dict:
     row.update(quality=primary or "", collapsed=False)
     for m in metrics:
         q = quality_summary(M.step, M[m], QUALITY[m])
+        if dv:          # the last row before a divergence is not a final quality: (f) counts it
+            q["final"] = math.nan
         row.update({f"final_{m}": q["final"], f"best_{m}": q["best"],
                     f"best_step_{m}": q["best_step"], f"collapsed_{m}": q["collapsed"]})
         if m == primary:
@@ -135,6 +137,8 @@ def cell_row(cell, result: dict) -> dict:
                c1_every_checkpoint=bool(rep["c1_holds_every_checkpoint"])
                if int(rep["c1_rows"]) > 0 else None,          # None: C1 not applicable
                c1_rows=int(rep["c1_rows"]),
+               c1_violated=bool(rep.get("c1_violated", int(rep["c1_rows"]) > 0 and
+                                    not rep["c1_holds_every_checkpoint"])),
                c1_worst_ratio=math.nan if rep.get("c1_worst_ratio") is None
                else float(rep["c1_worst_ratio"]), n_layers=int(len(L)))
     for col, (stem, dirs) in DIRECTION_COUNTS.items():
@@ -200,6 +204,7 @@ def scheme_table(cells_df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         for m in metrics:
             f_mean, f_std, f_min, f_max = _stats(g[f"final_{m}"].to_numpy(dtype=float))
             b_mean, b_std, _, _ = _stats(g[f"best_{m}"].to_numpy(dtype=float))
+            row[f"final_{m}_n"] = int(np.isfinite(g[f"final_{m}"].to_numpy(dtype=float)).sum())
             row.update({f"final_{m}_mean": f_mean, f"final_{m}_std": f_std,
                         f"final_{m}_min": f_min, f"final_{m}_max": f_max,
                         f"best_{m}_mean": b_mean, f"best_{m}_std": b_std})
@@ -262,8 +267,10 @@ def table_text(table: pd.DataFrame, by: list[str], seconds: dict | None = None
             if math.isnan(r[f"final_{m}_mean"]):
                 line += ["-", "-"]
                 continue
+            k = int(r.get(f"final_{m}_n", r["n"]))
             line.append(f"{_pm(r[f'final_{m}_mean'], r[f'final_{m}_std'])} "
-                        f"[{_g(r[f'final_{m}_min'])}..{_g(r[f'final_{m}_max'])}]")
+                        f"[{_g(r[f'final_{m}_min'])}..{_g(r[f'final_{m}_max'])}]"
+                        + (f" ({k}/{int(r['n'])} seeds)" if k < int(r["n"]) else ""))
             line.append(_pm(r[f"best_{m}_mean"], r[f"best_{m}_std"]))
         n = int(r["n"])
         line += [f"{int(r['collapsed'])}/{n}", f"{int(r['diverged'])}/{n}",

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..spec import RunSpec, SpecError, parse_seeds
+from ..spec import MAX_LIST, RunSpec, SpecError, parse_seeds
 
 #: bumped whenever a cell's stored result changes meaning (old cells are then recomputed)
 CELL_FORMAT = 1
@@ -114,6 +114,8 @@ def parse_values(field: str, text: str, types: FieldTypes) -> list:
                 lo, hi = int(m.group(1)), int(m.group(2))
                 if hi < lo:
                     raise _err(flag, f"empty range {p!r} (A-B needs A <= B)")
+                if hi - lo + len(out) >= MAX_LIST:      # before expanding the range
+                    raise _err(flag, f"at most {MAX_LIST} values; got {text!r}")
                 out.extend(range(lo, hi + 1))
                 continue
             try:

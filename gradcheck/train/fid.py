@@ -232,9 +232,15 @@ class FidPlan:
     size: int
 
 
-def _int_arg(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise SpecError(f"argument {name}: must be an integer >= {low}; got {value!r}")
+#: the largest --samples / --real / --batch accepted (a typo such as 10000000000 is refused
+#: before any work; 1e6 Inception forwards are already ~2 days of CPU)
+MAX_IMAGES = 1_000_000
+
+
+def _int_arg(name: str, value, low: int, high: int = MAX_IMAGES) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SpecError(f"argument {name}: must be an integer in [{low}, {high}]; "
+                        f"got {value!r}")
     return value
 
 
@@ -325,7 +331,7 @@ def plan_fid(run_dir, weights, samples: int = 1000, batch: int = 50, steps="all"
     batch = _int_arg("--batch", batch, 1)
     if real is not None:
         real = _int_arg("--real", real, 2)
-    size = _int_arg("size", size, MIN_SIZE)
+    size = _int_arg("size", size, MIN_SIZE, 4096)
     dev = resolve_device(device)
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

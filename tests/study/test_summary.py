@@ -9,7 +9,14 @@ import pytest
 from gradcheck.cli import TRAIN_FLAGS
 from gradcheck.spec import SpecError
 from gradcheck.study.grid import StudyCell, expand, study_types
-from gradcheck.study.summary import cell_table, collapsed, diverged, quality_summary, scheme_table
+from gradcheck.study.summary import (
+    cell_table,
+    collapsed,
+    diverged,
+    quality_summary,
+    scheme_table,
+    table_text,
+)
 from gradcheck.sweep.cells import encode_rows
 
 STEPS = [10, 20, 30, 40]
@@ -74,9 +81,14 @@ def test_cells_and_table_with_lower_is_better_metrics():
     assert list(df.diverged) == [False, True]
     t = scheme_table(df, ["scheme"]).iloc[0]
     assert (t.n, t.collapsed, t.diverged, t.tracked) == (2, 1, 1, 0)
-    assert t.final_digits_frechet_mean == pytest.approx((45.0 + 16.0) / 2)
-    assert t.final_digits_frechet_std == pytest.approx(pd.Series([45.0, 16.0]).std())
-    assert (t.final_image_proxy_min, t.final_image_proxy_max) == (5.0, 6.0)
+    # the diverged seed (cell 1) has no final quality: the final stats are cell 0's alone
+    assert list(df.final_digits_frechet.isna()) == [False, True]
+    assert t.final_digits_frechet_mean == 45.0 and t.final_digits_frechet_n == 1
+    assert math.isnan(t.final_digits_frechet_std)                 # one seed: no spread
+    assert (t.final_image_proxy_min, t.final_image_proxy_max) == (6.0, 6.0)
+    assert t.best_digits_frechet_mean == pytest.approx((20.0 + 15.0) / 2)   # best keeps both
+    head, body = table_text(scheme_table(df, ["scheme"]), ["scheme"])
+    assert "(1/2 seeds)" in body[0][head.index("final digits_frechet")]
 
 
 def test_scale_list_multiplies_only_scaled_schemes():

@@ -360,3 +360,14 @@ def test_refuses_point_runs_and_other_dirs(tmp_path, weights, capsys):
     assert cli_main(["fid", str(tmp_path / "plain"), "--weights", str(weights)]) == 2
     assert "not a gradcheck training run" in capsys.readouterr().err
     assert cli_main(["fid", str(tmp_path / "plain")]) == 2            # --weights is required
+
+
+@pytest.mark.parametrize("flag", ["--samples", "--real", "--batch"])
+def test_huge_counts_are_refused_before_any_work(tmp_path, capsys, flag):
+    from gradcheck._entry import main as entry
+
+    code = entry(["fid", str(tmp_path), "--weights", str(tmp_path / "w.pth"), flag,
+                  "1000000000000"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and flag in err, err
+    assert not (tmp_path / "fid.csv").exists()
