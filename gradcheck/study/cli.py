@@ -326,7 +326,9 @@ def _write(ns, cells: list[StudyCell], out: Path, results: dict, values: dict,
         f"(f) {COLLAPSE_RULE}; k/n seeds.",
         "(a)-(d): layers whose raw sigma increased / C1 bound factor drifted (>5%) / gradient "
         "rms went up or down / LeCun ratio moved (>5%) from the first to the last checkpoint, "
-        "summed over seeds out of all layers of those seeds (median over seeds). The first "
+        "summed over seeds out of all layers of those seeds (median over seeds); (b) max C1 "
+        "factor: the largest prod_{i!=t} ||W_i||_op over the layers at the first and the last "
+        "checkpoint (median over seeds; 1 for an exact SN chain). The first "
         "checkpoint is step 0, before any training step: under --sn-mode power (the default) "
         "its SN divisors are one power step from a random vector and undershoot sigma, so an "
         "SN family's (b)-(d) moves include the estimator converging (per-step values in "

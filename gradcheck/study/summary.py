@@ -47,6 +47,7 @@ PRIMARY = ("modes_covered", "digits_frechet", "image_proxy", "point_frechet")
 #: C10 (a)-(d) directions counted per cell: column -> (report field stem, direction(s))
 DIRECTION_COUNTS = {"a_sigma_up": ("a_raw_sigma", ("increased",)),
                     "b_c1_drift": ("b_c1_factor", ("increased", "decreased", "undefined")),
+                    "b_c1_up": ("b_c1_factor", ("increased",)),
                     "c_grad_up": ("c_grad_rms", ("increased",)),
                     "c_grad_down": ("c_grad_rms", ("decreased",)),
                     "d_lecun_moved": ("d_lecun_ratio", ("increased", "decreased", "undefined"))}
@@ -143,6 +144,11 @@ def cell_row(cell, result: dict) -> dict:
                else float(rep["c1_worst_ratio"]), n_layers=int(len(L)))
     for col, (stem, dirs) in DIRECTION_COUNTS.items():
         row[col] = int(L[f"{stem}_dir"].isin(dirs).sum())
+    # (b)'s size, not only its direction: the largest C1 bound factor over the layers at the
+    # first and the last checkpoint (SN: ~1 once its power iteration has converged)
+    for end in ("first", "last"):
+        v = L[f"b_c1_factor_{end}"].to_numpy(dtype=float)
+        row[f"b_c1_factor_{end}_max"] = float(v.max()) if len(v) else math.nan
     for _, r in L.iterrows():
         i = int(r.layer)
         for stem in ("a_raw_sigma", "b_c1_factor", "c_grad_rms", "d_lecun_ratio"):
@@ -224,6 +230,8 @@ def scheme_table(cells_df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
             for col in DIRECTION_COUNTS:
                 row[f"{col}_sum"] = int(tracked[col].sum())
                 row[f"{col}_median"] = _median(tracked[col])
+            for end in ("first", "last"):
+                row[f"b_c1_factor_{end}_max_median"] = _median(tracked[f"b_c1_factor_{end}_max"])
             row["c1_worst_ratio"] = float(np.nanmax(tracked.c1_worst_ratio.to_numpy(float))) \
                 if np.isfinite(tracked.c1_worst_ratio.to_numpy(float)).any() else math.nan
         rows.append(row)
@@ -256,7 +264,8 @@ def table_text(table: pd.DataFrame, by: list[str], seconds: dict | None = None
     for m in metrics:
         head += [f"final {m}", f"best {m}"]
     head += ["collapsed", "diverged", "C1 every ckpt", "(a) sigma up", "(b) C1 factor drift",
-             "(c) grad up", "(c) grad down", "(d) LeCun moved"]
+             "(b) of which up", "(c) grad up", "(c) grad down", "(d) LeCun moved",
+             "(b) max C1 factor first -> last"]
     if seconds is not None:
         head.append("train s")
     body = []
@@ -277,6 +286,9 @@ def table_text(table: pd.DataFrame, by: list[str], seconds: dict | None = None
                  "-" if not r["tracked"] else "n/a" if not r["c1_applicable"] else
                  f"{int(r['c1_every_checkpoint'])}/{int(r['c1_applicable'])}"]
         line += [_counts(r, c) for c in DIRECTION_COUNTS]
+        line.append("-" if not r["tracked"] else
+                    f"{_g(r['b_c1_factor_first_max_median'])} -> "
+                    f"{_g(r['b_c1_factor_last_max_median'])}")
         if seconds is not None:
             line.append(_g(seconds.get(i, math.nan), ".3g"))
         body.append(line)

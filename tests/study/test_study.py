@@ -74,6 +74,10 @@ def test_scheme_table_equals_numbers_computed_from_metrics_csv(base_study):
         assert row["c_grad_down_sum"] == sum(downs)
         moved = [sum(p["d_lecun_ratio"][2] != "stable" for p in r["layers"]) for r in reports]
         assert row["d_lecun_moved_sum"] == sum(moved)
+        c1_up = [sum(p["b_c1_factor"][2] == "increased" for p in r["layers"]) for r in reports]
+        assert row["b_c1_up_sum"] == sum(c1_up)
+        last = [max(p["b_c1_factor"][1] for p in r["layers"]) for r in reports]
+        assert row["b_c1_factor_last_max_median"] == pytest.approx(np.median(last), rel=1e-15)
         assert row["layers_sum"] == sum(len(r["layers"]) for r in reports)
     assert saw_motion, "the tiny GANs never covered a mode: the test compares only zeros"
     md = (base_study / "study.md").read_text()
