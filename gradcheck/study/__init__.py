@@ -10,5 +10,6 @@
   per-scheme table with the spread over seeds; (a)-(d) come from the track report.
 * :mod:`.plots` draws ``study.png``; :mod:`.cli` is the command.
 
-Nothing here imports torch, dask or matplotlib at module level.
+``import gradcheck.study`` imports neither torch, dask nor matplotlib; the worker module
+(:mod:`.cells`) imports torch through the claims it runs.
 """

@@ -120,8 +120,17 @@ def compute_study_cell(payload: dict) -> dict:
         with pinned_threads(payload.get("threads", 1)):
             out = _compute(payload)
     except (SpecError, ProbeError, DataError, CheckpointError) as e:
-        msg = str(e) if isinstance(e, SpecError) else f"argument --data/--out: {e}"
+        msg = (str(e) if isinstance(e, SpecError) else
+               f"run directory {payload.get('run_dir', '?')}: {e}" if isinstance(e, CheckpointError)
+               else f"argument --data/--out: {e}")
         return {"key": payload["key"], "ok": False, "usage": True, "message": msg,
+                "traceback": ""}
+    except (NotADirectoryError, FileExistsError, IsADirectoryError, PermissionError) as e:
+        # the cell's run directory was replaced or made unwritable by hand: the user's input
+        run = Path(payload.get("run_dir", "?"))
+        why = "is not a directory" if run.exists() and not run.is_dir() else e.strerror or e
+        return {"key": payload["key"], "ok": False, "usage": True,
+                "message": f"run directory {run}: {why} (remove it to retrain the cell)",
                 "traceback": ""}
     except Exception as e:  # noqa: BLE001 - reported by the client as an internal error
         return {"key": payload["key"], "ok": False, "usage": False,

@@ -8,8 +8,8 @@ code is 1 only when C1 (THEORY C10 b, an inequality) fails at a checkpoint of so
 Output directory (default ``runs/study``; an existing study directory is resumed):
 ``runs/<train_key>/`` one training run per cell (metrics.csv, ckpt_<step>.pt, track/),
 ``cells/<key>.json`` each finished cell, ``study.csv`` one row per cell, ``study.md`` the
-per-scheme table, ``summary.json``, ``timings.json`` (the only file with wall-clock times) and
-``study.png``.
+per-scheme table, ``summary.json``, ``timings.json`` (wall-clock times: of the result files
+the only one with them; the cell files also record seconds, host and pid) and ``study.png``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Bad input to ``gradcheck study``: one line on stderr, exit 2, nothing written."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,3 +69,22 @@ def test_import_stays_free_of_matplotlib():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ})
     assert p.stdout.strip() == "False", p.stderr
+
+
+def test_a_run_directory_replaced_by_a_file_is_exit_2_naming_it(arena, base_study):
+    """A cell whose run directory the user replaced by a file (and whose result was deleted)
+    cannot retrain there: one line naming the directory, exit 2 (was: exit 3)."""
+    import shutil
+
+    from .conftest import BASE, copy_of
+
+    out = copy_of(base_study, arena / "s")
+    cell = sorted((out / "cells").glob("*.json"))[0]
+    run = out / "runs" / json.loads(cell.read_text())["train_key"]
+    cell.unlink()
+    shutil.rmtree(run)
+    run.write_text("not a directory")
+    code, _, err = run_cli([*BASE, "--out", out])
+    last = err.strip().splitlines()[-1]             # after the progress lines of the study
+    assert code == 2 and last.startswith("gradcheck: error: run directory"), err
+    assert run.name in last and "is not a directory" in last, err
