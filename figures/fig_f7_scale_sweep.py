@@ -21,7 +21,7 @@ import pandas as pd
 from gradcheck._threads import single_threaded
 from gradcheck.schemes import kaiming_gain
 from gradcheck.schemes.registry import SCHEMES as SCHEME_RECORDS
-from gradcheck.spec import RunSpec
+from gradcheck.spec import RunSpec, validate_train
 from gradcheck.theory.meanfield import shrink_prediction
 
 from ._common import SCHEME_COLOR, SCHEME_MARKER, figure_main, plt, save, say, size_of, write_table
@@ -76,7 +76,7 @@ def compute(quick: bool, tiny: bool, out: Path) -> pd.DataFrame:
                 rows.append(_probe_row(RunSpec(init=ref, **base), seed, ref, np.nan, np.nan))
     # toy GANs: the MLP D's hidden layers are square dense, r = 1/2, g = sqrt 2 (ReLU)
     c_k_mlp = kaiming_gain("relu", 0.0) / shrink_prediction("sn", 128, 128, 1)
-    specs = [replace(toy_spec(size, s, float(c), seed), steps=TRAIN_STEPS[size])
+    specs = [validate_train(replace(toy_spec(size, s, float(c), seed), steps=TRAIN_STEPS[size]))
              for s in TRAIN_SCHEMES[size] for c in trained for seed in toy_seeds(size)[:2]]
     dirs = trained_runs(specs, out, say, workers=1 if tiny else 2)
     for spec, d in zip(specs, dirs):
