@@ -29,7 +29,7 @@ SCHEME_MARKER = {
 
 
 def size_of(quick: bool, tiny: bool) -> str:
-    """'tiny' (tests, seconds), 'quick' (about a minute per figure on 2 cores) or 'full'."""
+    """'tiny' (tests, seconds), 'quick' (seconds to a few minutes per figure on 2 cores) or 'full'."""
     return "tiny" if tiny else "quick" if quick else "full"
 
 
