@@ -325,7 +325,7 @@ def plan_fid(run_dir, weights, samples: int = 1000, batch: int = 50, steps="all"
     """Check every input (cheap checks first); SpecError with one line on the first problem."""
     from ..report.io import dir_kind
     from .checkpoint import checkpoint_files
-    from .inception import MIN_SIZE, file_sha256, load_fid_inception
+    from .inception import MIN_SIZE, check_weights_path, file_sha256, load_fid_inception
 
     samples = _int_arg("--samples", samples, 2)
     batch = _int_arg("--batch", batch, 1)
@@ -349,6 +349,7 @@ def plan_fid(run_dir, weights, samples: int = 1000, batch: int = 50, steps="all"
         raise SpecError(f"argument RUN_DIR: {out} exists; pass --force to overwrite it")
     if not os.access(run_dir, os.W_OK | os.X_OK):
         raise SpecError(f"argument RUN_DIR: cannot write {out} (no write access to {run_dir})")
+    weights = check_weights_path(weights)    # cheap, before the data and generators load
     spec, data, gens = _load_generators(run_dir, chosen, dev)
     if real is not None:
         if real > len(data):
@@ -356,7 +357,6 @@ def plan_fid(run_dir, weights, samples: int = 1000, batch: int = 50, steps="all"
                             "images")
         gen = torch.Generator().manual_seed(REAL_SUBSET_SEED)
         data = data[torch.randperm(len(data), generator=gen)[:real]]
-    weights = Path(weights)
     model = load_fid_inception(weights, dev)
     return FidPlan(run_dir=run_dir, spec=spec, steps=chosen, generators=tuple(gens), real=data,
                    model=model, weights=weights, weights_sha256=file_sha256(weights), device=dev,

@@ -293,6 +293,18 @@ def check_state_dict(sd, where: str) -> dict[str, torch.Tensor]:
     return out
 
 
+def check_weights_path(path) -> Path:
+    """``path`` as a Path if it names a regular file; SpecError (one line) otherwise."""
+    path = Path(path)
+    where = f"argument --weights: {path}"
+    if not path.exists():
+        raise SpecError(f"{where}: no such file (download {STANDARD_FILE} from "
+                        "https://github.com/mseitzer/pytorch-fid/releases)")
+    if not path.is_file():
+        raise SpecError(f"{where}: not a regular file")
+    return path
+
+
 def load_fid_inception(path, device: str | torch.device = "cpu") -> FIDInceptionV3:
     """The FID Inception with the weights of the state_dict file ``path``, float32, eval mode,
     on ``device``. Read with ``torch.load(path, map_location="cpu", weights_only=True)``.
@@ -303,13 +315,8 @@ def load_fid_inception(path, device: str | torch.device = "cpu") -> FIDInception
     """
     from .checkpoint import safe_load
 
-    path = Path(path)
+    path = check_weights_path(path)
     where = f"argument --weights: {path}"
-    if not path.exists():
-        raise SpecError(f"{where}: no such file (download {STANDARD_FILE} from "
-                        "https://github.com/mseitzer/pytorch-fid/releases)")
-    if not path.is_file():
-        raise SpecError(f"{where}: not a regular file")
     if path.stat().st_size == 0:
         raise SpecError(f"{where}: the file is empty (0 bytes)")
     try:
