@@ -14,7 +14,14 @@ DTYPE = {"float64": torch.float64, "float32": torch.float32}
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda if available else cpu."""
+    """'cpu' | 'cuda' | 'auto' (cuda if available else cpu); SpecError (one line) for any other
+    name or for cuda without a CUDA build."""
+    from .spec import DEVICES
+
+    if name not in DEVICES:
+        from .spec import SpecError
+
+        raise SpecError(f"argument --device: must be one of {', '.join(DEVICES)}; got {name!r}")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():

@@ -85,15 +85,9 @@ def _values(ns, types: FieldTypes) -> dict[str, list]:
 
 
 def _options(ns) -> None:
-    if ns.threads < 1:
-        raise SpecError(f"argument --threads: must be an integer >= 1; got {ns.threads}")
-    if ns.workers is not None and ns.workers < 1:
-        raise SpecError(f"argument --workers: must be an integer >= 1; got {ns.workers}")
-    if ns.workers is not None and ns.dask:
-        raise SpecError("arguments --workers and --dask: give one of them (the Dask cluster "
-                        "has its own workers)")
-    if not ns.dask_timeout > 0:
-        raise SpecError(f"argument --dask-timeout: must be > 0; got {ns.dask_timeout}")
+    from ..sweep.cli import check_backend_options
+
+    check_backend_options(ns)
     if not 1 <= ns.track_batch <= CAPS["batch"]:
         raise SpecError(f"argument --track-batch: must be an integer in [1, {CAPS['batch']}]; "
                         f"got {ns.track_batch}")
@@ -197,7 +191,7 @@ def _bar(total: int, initial: int, quiet: bool):
 def _study(ns, cells: list[StudyCell], out: Path, backend, values) -> int:
     from ..report.io import MANIFEST, write_manifest
     from ..sweep.cells import CellStore
-    from ..sweep.cli import CellFailed
+    from ..sweep.cli import checked_result
     from .cells import compute_study_cell
 
     t0 = time.perf_counter()
@@ -222,12 +216,7 @@ def _study(ns, cells: list[StudyCell], out: Path, backend, values) -> int:
     bar = _bar(len(cells), skipped, ns.quiet)
 
     def on_result(res: dict) -> None:
-        if not res.get("ok"):
-            if res.get("usage"):
-                raise SpecError(" ".join(str(res["message"]).split()))
-            raise CellFailed(f"cell {res['key']} failed in a worker: {res['message']}\n"
-                             f"worker traceback:\n{res.get('traceback', '')}")
-        res = json.loads(json.dumps(res, allow_nan=False))     # exactly what a file holds
+        res = checked_result(res)
         store.save(res)
         results[res["key"]] = res
         bar.update(1)

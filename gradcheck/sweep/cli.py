@@ -108,7 +108,8 @@ def _compare_values(ns, types: FieldTypes) -> dict[str, list]:
     return values
 
 
-def _options(ns) -> None:
+def check_backend_options(ns) -> None:
+    """--threads, --workers, --dask, --dask-timeout (sweep, compare and study)."""
     if ns.threads < 1:
         raise SpecError(f"argument --threads: must be an integer >= 1; got {ns.threads}")
     if ns.workers is not None and ns.workers < 1:
@@ -144,6 +145,17 @@ class CellFailed(RuntimeError):
     """A cell raised an internal error in a worker (its traceback is in the message)."""
 
 
+def checked_result(res: dict) -> dict:
+    """A worker's result as its cell file will hold it (strict JSON); a failed cell raised:
+    SpecError (one line, exit 2) for an input error, :class:`CellFailed` (exit 3) else."""
+    if not res.get("ok"):
+        if res.get("usage"):
+            raise SpecError(" ".join(str(res["message"]).split()))
+        raise CellFailed(f"cell {res['key']} failed in a worker: {res['message']}\n"
+                         f"worker traceback:\n{res.get('traceback', '')}")
+    return json.loads(json.dumps(res, allow_nan=False))     # exactly what a file holds
+
+
 def _collect(backend, cells: list[Cell], results: dict, on_saved=None) -> int:
     """Compute the cells not in ``results`` on ``backend``; return how many were computed."""
     todo, seen = [], set(results)
@@ -154,12 +166,7 @@ def _collect(backend, cells: list[Cell], results: dict, on_saved=None) -> int:
             todo.append({**c.payload(), "cwd": cwd})
 
     def on_result(res: dict) -> None:
-        if not res.get("ok"):
-            if res.get("usage"):
-                raise SpecError(" ".join(str(res["message"]).split()))
-            raise CellFailed(f"cell {res['key']} failed in a worker: {res['message']}\n"
-                             f"worker traceback:\n{res.get('traceback', '')}")
-        res = json.loads(json.dumps(res, allow_nan=False))     # exactly what a file holds
+        res = checked_result(res)
         if on_saved is not None:
             on_saved(res)
         results[res["key"]] = res
@@ -178,7 +185,7 @@ def _bar(total: int, initial: int, quiet: bool, desc: str):
 # -- sweep -----------------------------------------------------------------------------------
 def cmd_sweep(ns, types: FieldTypes, check_out_dir) -> int:
     values = _sweep_values(ns, types)
-    _options(ns)
+    check_backend_options(ns)
     if not values:
         raise SpecError("gradcheck sweep: give the grid (run flags with lists or ranges, e.g. "
                         "--init lecun,sn --depth 2,5 --seeds 0-2, or --grid FILE)")
@@ -313,7 +320,7 @@ def _labels(cells: list[Cell]) -> tuple[list[str], dict[str, str]]:
 
 def cmd_compare(ns, types: FieldTypes, check_out_dir) -> int:
     values = _compare_values(ns, types)
-    _options(ns)
+    check_backend_options(ns)
     model = "model" in values
     cells = expand(values, types, ns.light, ns.threads, reschemed=model)
     if model:                           # the user's model as given, first

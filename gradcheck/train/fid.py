@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..build import resolve_device
 from ..spec import SpecError, TrainSpec
 from .data import feature_stats, frechet_of_features, gaussian_frechet
 
@@ -68,7 +69,6 @@ NOISE_SEED_OFFSET = 4
 REAL_SUBSET_SEED = 0
 COLUMNS = ("step", "fid", "samples", "real_n", "weights_sha256")
 CSV_NAME = "fid.csv"
-DEVICES = ("cpu", "cuda", "auto")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -263,17 +263,6 @@ def parse_steps(text: str, available: list[int]) -> tuple[int, ...]:
         raise SpecError(f"argument --steps: no checkpoint for step(s) "
                         f"{', '.join(map(str, missing))}; the run has steps {shown}")
     return tuple(sorted(set(steps)))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name not in DEVICES:
-        raise SpecError(f"argument --device: must be one of {', '.join(DEVICES)}; got {name!r}")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SpecError("argument --device: cuda is not available with this torch build; use "
-                        "cpu or auto")
-    return torch.device(name)
 
 
 def _load_generators(run_dir: Path, steps, device):

@@ -8,37 +8,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import signal
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_capture import ERROR_PREFIX, arena, one_error_line, run_cli  # noqa: F401 - re-exported
 
 #: tiny cells: a few hundredths of a second each on 2 cores
 TINY = ["--width", "8", "--batch", "8", "--spectra-inputs", "2"]
-ERROR_PREFIX = "gradcheck: error: "
-
-
-def run_cli(argv) -> tuple[int, str, str]:
-    """``gradcheck.cli.main(argv)`` in-process: ``(exit code, stdout, stderr)``."""
-    from gradcheck.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in argv])
-    finally:
-        for s, h in handlers.items():          # main() ignores signals after an interrupt
-            signal.signal(s, h)
-    return code, out.getvalue(), err.getvalue()
-
-
-def one_error_line(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith(ERROR_PREFIX), f"stderr: {err!r}"
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def tables(d: Path) -> dict[str, bytes]:
@@ -61,16 +38,6 @@ def snapshot(d: Path) -> dict[str, bytes]:
     d = Path(d)
     return {str(p.relative_to(d)): (p.read_bytes() if p.is_file() else b"<dir>")
             for p in sorted(d.rglob("*"))}
-
-
-@pytest.fixture
-def arena(tmp_path, monkeypatch) -> Path:
-    """The working directory of a test (relative outputs such as runs/ land here)."""
-    a = tmp_path / "arena"
-    a.mkdir()
-    monkeypatch.chdir(a)
-    monkeypatch.setenv("GRADCHECK_LOG_DIR", str(tmp_path / "logs"))
-    return a
 
 
 @pytest.fixture(scope="session")
