@@ -191,7 +191,7 @@ TRAIN_FLAGS = {
     "--scale": ("scale", float, f"c for {' / '.join(SCALED_SCHEMES)}"),
     "--sn-mode": ("sn_mode", str, "power (authors', default) | exact"),
     "--power-iterations": ("power_iterations", int, "power steps per D forward (default 1)"),
-    "--z-dim": ("z_dim", int, "latent size (default 16 for 2-D data, 64 for images)"),
+    "--z-dim": ("z_dim", int, "latent size (default 2 for 2-D data, 64 for images)"),
     "--steps": ("steps", int, "G steps (default 4000 for 2-D data, 2000 for images)"),
     "--batch": ("batch", int, "batch size (default 512 for 2-D data, 64 for images)"),
     "--lr": ("lr", float, "Adam learning rate of D and G (default 1e-3 for 2-D data, 1e-4 "

@@ -305,7 +305,7 @@ IMAGE_DATA = ("shapes", "digits")
 #: defaults of the fields left None that differ between 2-D (toy) and image data: chosen by
 #: measurement for the toy GANs (README "Training": ring of 8 Gaussians, every scheme), the
 #: authors' settings for images
-TOY_DEFAULTS = dict(z_dim=16, lr=1e-3, steps=4000, batch=512, d_steps=2, lift=1.0,
+TOY_DEFAULTS = dict(z_dim=2, lr=1e-3, steps=4000, batch=512, d_steps=2, lift=1.0,
                     lr_decay="linear", beta1=0.0, beta2=0.9)
 IMAGE_DEFAULTS = dict(z_dim=64, lr=1e-4, steps=2000, batch=64, d_steps=1, lift=0.0,
                       lr_decay="none", beta1=0.5, beta2=0.999)
@@ -331,7 +331,7 @@ class TrainSpec:
     scale: float = 1.0                # c for ssn / bssn
     sn_mode: str = "power"            # power (authors': persistent vectors) | exact
     power_iterations: int = 1
-    z_dim: int | None = None          # None: 2-D data 16, images 64
+    z_dim: int | None = None          # None: 2-D data 2, images 64
     steps: int | None = None          # None: 2-D data 4000, images 2000
     batch: int | None = None          # None: 2-D data 512, images 64
     lr: float | None = None           # Adam lr of D and G (None: 2-D data 1e-3, images 1e-4)
