@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The flags of ``gradcheck figures`` (also used by ``gradcheck.cli``)."""
     p.add_argument("--quick", action="store_true",
                    help="small settings: seconds to a few minutes per figure on 2 CPU "
-                        "cores (F5-F7 train toy GANs, about 7 minutes together); default: "
+                        "cores (F5-F7 train toy GANs, about 5 minutes together); default: "
                         "paper-scale settings")
     p.add_argument("--only", metavar="F3,F5", default=None,
                    help="comma-separated figure IDs to make (default: all of F1-F8)")
