@@ -6,30 +6,12 @@ import math
 import torch
 from torch import nn
 
+from ._device import resolve_device  # noqa: F401 - re-exported (gradcheck.build.resolve_device)
 from .models.registry import ARCHS
 from .schemes import apply_scheme
 from .spec import RunSpec
 
 DTYPE = {"float64": torch.float64, "float32": torch.float32}
-
-
-def resolve_device(name: str) -> torch.device:
-    """'cpu' | 'cuda' | 'auto' (cuda if available else cpu); SpecError (one line) for any other
-    name or for cuda without a CUDA build."""
-    from .spec import DEVICES
-
-    if name not in DEVICES:
-        from .spec import SpecError
-
-        raise SpecError(f"argument --device: must be one of {', '.join(DEVICES)}; got {name!r}")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        from .spec import SpecError
-
-        raise SpecError("argument --device: cuda is not available with this torch build; use "
-                        "cpu or auto")
-    return torch.device(name)
 
 
 def make_inputs(spec: RunSpec, seed: int) -> torch.Tensor:

@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..build import resolve_device
+from .._device import resolve_device
 from ..spec import SpecError, TrainSpec
 from .data import feature_stats, frechet_of_features, gaussian_frechet
 
