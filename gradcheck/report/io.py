@@ -106,6 +106,30 @@ def staged_dir(final: Path, overwrite: bool = False, kind: str | None = None):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """A temporary file ``.<name>.tmp-<pid>-<random>`` beside ``path`` to write in the block;
+    renamed onto ``path`` when the block ends without error (readers never see a torn file) and
+    removed otherwise. The file's mode follows the umask (``mkstemp`` makes 0600).
+
+    The varying part comes after the name's last dot, so ``torch.save``, which names its archive
+    after the file's stem (``.<name>``), writes the same bytes whatever the temporary name.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, float_format="%.17g", lineterminator="\n")
 

@@ -236,16 +236,17 @@ def _remove_stale_tmp(out: Path) -> None:
     from .._proc import pid_alive
 
     for p in out.glob(".*.tmp-*"):
-        pid = p.name.rsplit(".tmp-", 1)[-1].split(".")[0]
+        pid = p.name.rsplit(".tmp-", 1)[-1].split("-")[0].split(".")[0]
         if p.is_file() and pid.isdigit() and not pid_alive(int(pid)):
             with contextlib.suppress(OSError):
                 p.unlink()
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}{path.suffix}"
-    write(tmp)
-    os.replace(tmp, path)
+    from ..report.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def _grid_json(values: dict) -> dict:

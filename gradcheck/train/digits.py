@@ -161,10 +161,11 @@ def load_classifier() -> DigitsClassifier:
             pass
     model = train_classifier(_resize(raw), labels)
     try:
+        from ..report.io import atomic_path
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(model.state_dict(), tmp)
     except OSError:
         pass                                # unwritable cache: retrain next time
     return model

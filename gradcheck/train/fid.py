@@ -47,7 +47,6 @@ import hashlib
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,16 +175,12 @@ def _read_stats(path: Path, n: int):
 
 
 def _write_stats(path: Path, mu: torch.Tensor, cov: torch.Tensor, n: int) -> None:
+    from ..report.io import atomic_path
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             torch.save(dict(format=STATS_FORMAT, mu=mu, cov=cov, n=n), tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     except OSError:
         pass                                # unwritable cache: recompute next time
 
@@ -425,25 +420,13 @@ def execute(plan: FidPlan, say=None) -> list[dict]:
 def write_rows(rows: list[dict], path: Path) -> None:
     """fid.csv atomically (temporary file in the same folder, then rename); floats with 17
     significant digits."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(COLUMNS), lineterminator="\n")
-            w.writeheader()
-            for r in rows:
-                w.writerow({**r, "fid": f"{r['fid']:.17g}"})
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    from ..report.io import atomic_path
 
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(COLUMNS), lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "fid": f"{r['fid']:.17g}"})
 
 
 def run_fid(run_dir, weights, samples: int = 1000, batch: int = 50, steps="all",
